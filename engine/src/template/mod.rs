@@ -1,0 +1,1 @@
+//! Jinja2 templating with Ansible's semantics on minijinja (stub until written).

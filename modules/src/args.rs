@@ -1,0 +1,1 @@
+//! Parsing module arguments the way Ansible coerces them (stub: being written).

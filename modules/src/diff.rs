@@ -1,0 +1,1 @@
+//! Unified diffs for `--diff` (stub: being written).

@@ -1,0 +1,11 @@
+//! Modules that manage files on the target.
+
+pub mod blockinfile;
+pub mod copy;
+pub mod file;
+pub mod find;
+pub mod lineinfile;
+pub mod replace;
+pub mod slurp;
+pub mod stat;
+pub mod tempfile;

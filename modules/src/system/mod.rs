@@ -1,0 +1,3 @@
+//! Modules about the system as a whole: facts.
+
+pub mod setup;
