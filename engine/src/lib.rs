@@ -1,6 +1,12 @@
 //! The play engine: loads Ansible-syntax inventories and playbooks and runs them on hosts.
 
+pub mod app;
+pub mod cli;
 pub mod error;
+pub mod executor;
 pub mod inventory;
+pub mod playbook;
+pub mod report;
 pub mod template;
+pub mod vars;
 pub mod yaml;

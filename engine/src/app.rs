@@ -1,0 +1,158 @@
+//! One `play` invocation: settings, inventory, loading every playbook before anything runs, then listing or running.
+
+use std::path::Path;
+
+use crate::cli::{self, Cli};
+use crate::error::{exit, Diagnostic};
+use crate::executor::{Options, Runner};
+use crate::inventory::Inventory;
+use crate::playbook::{self, Loader, Playbook};
+use crate::report::{Format, Reporter};
+
+pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
+    let settings = cli::settings(&cli)?;
+    let format = match cli.output.as_str() {
+        "text" => Format::Text,
+        "json" => Format::Json,
+        other => {
+            return Err(Diagnostic::new(format!(
+                "unknown --output format '{other}' (use text or json)"
+            ))
+            .exit_code(exit::BAD_OPTIONS))
+        }
+    };
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let extra_vars = cli::extra_vars(&cli.extra_vars, &cwd)?;
+
+    // The whole playbook, with its imports, loads before anything runs anywhere.
+    let mut playbooks = Vec::new();
+    for path in &cli.playbooks {
+        playbooks.push(Loader::default().load_playbook(path)?);
+    }
+
+    let mut inventory = if settings.inventory.is_empty() {
+        Inventory::empty()
+    } else {
+        Inventory::load(&settings.inventory)?
+    };
+    if let Some(dir) = cli.playbooks.first().and_then(|p| p.parent()) {
+        inventory.set_playbook_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })?;
+    }
+    if let Some(limit) = &cli.limit {
+        // An unknown name in -l is an error before anything runs.
+        inventory.limit(limit)?;
+    }
+
+    let opts = Options {
+        check: cli.check,
+        diff: cli.diff,
+        verbosity: cli.verbose,
+        forks: settings.forks,
+        tags: cli::split_tags(&cli.tags),
+        skip_tags: cli::split_tags(&cli.skip_tags),
+        limit: cli.limit.clone(),
+        extra_vars,
+        start_at_task: cli.start_at_task.clone(),
+        connection: cli.connection.clone(),
+        become_: cli.become_,
+        become_user: cli.become_user.clone(),
+        remote_user: cli.user.clone(),
+    };
+
+    if cli.syntax_check || cli.list_hosts || cli.list_tasks || cli.list_tags {
+        let runner = Runner::new(opts, inventory, Reporter::new(format, cli.verbose))?;
+        print!("{}", listing(&cli, &playbooks, &runner)?);
+        return Ok(exit::OK);
+    }
+
+    let runner = Runner::new(opts, inventory, Reporter::new(format, cli.verbose))?;
+    let end = runner.run(&playbooks)?;
+    Ok(end.exit_code())
+}
+
+/// `--syntax-check`, `--list-hosts`, `--list-tasks`, `--list-tags`, in ansible-playbook's format.
+fn listing(cli: &Cli, playbooks: &[Playbook], runner: &Runner) -> Result<String, Diagnostic> {
+    let mut out = String::new();
+    for pb in playbooks {
+        out.push_str(&format!("\nplaybook: {}\n", pb.path.display()));
+        if cli.syntax_check {
+            continue;
+        }
+        for (n, play) in pb.plays.iter().enumerate() {
+            let play_tags = tag_list(play.keywords.get("tags"));
+            out.push_str(&format!(
+                "\n  play #{} ({}): {}\tTAGS: [{}]\n",
+                n + 1,
+                play.hosts,
+                play.name,
+                play_tags.join(", ")
+            ));
+            if cli.list_hosts {
+                let hosts = runner.play_hosts(play)?;
+                let patterns: Vec<String> = play
+                    .hosts
+                    .split(',')
+                    .map(|p| format!("'{}'", p.trim()))
+                    .collect();
+                out.push_str(&format!(
+                    "    pattern: [{}]\n    hosts ({}):\n",
+                    patterns.join(", "),
+                    hosts.len()
+                ));
+                for h in hosts {
+                    out.push_str(&format!("      {h}\n"));
+                }
+            }
+            let mut tasks = Vec::new();
+            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                playbook::walk(section, &mut tasks);
+            }
+            let shown: Vec<_> = tasks
+                .into_iter()
+                .filter(|t| runner.selected_by_tags(t))
+                .collect();
+            if cli.list_tasks {
+                out.push_str("    tasks:\n");
+                for t in &shown {
+                    let mut tags: Vec<String> = t
+                        .tags
+                        .iter()
+                        .filter(|x| !play_tags.contains(x))
+                        .cloned()
+                        .collect();
+                    tags.sort();
+                    tags.dedup();
+                    out.push_str(&format!(
+                        "      {}\tTAGS: [{}]\n",
+                        t.display_name(),
+                        tags.join(", ")
+                    ));
+                }
+            }
+            if cli.list_tags {
+                let mut all: Vec<String> =
+                    shown.iter().flat_map(|t| t.tags.iter().cloned()).collect();
+                all.extend(play_tags.iter().cloned());
+                all.sort();
+                all.dedup();
+                out.push_str(&format!("      TASK TAGS: [{}]\n", all.join(", ")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn tag_list(v: Option<&serde_json::Value>) -> Vec<String> {
+    match v {
+        Some(serde_json::Value::String(s)) => s.split(',').map(|t| t.trim().to_string()).collect(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,278 @@
+//! The command line, spelled as `ansible-playbook` spells it, and the defaults from `play.toml` and `ANSIBLE_*`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde_json::{Map, Value};
+
+use crate::error::{exit, Diagnostic};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "play",
+    version,
+    about = "Run Ansible-syntax playbooks over SSH, without Python on the targets"
+)]
+pub struct Cli {
+    /// Playbook files to run, in order.
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    pub playbooks: Vec<PathBuf>,
+    /// Inventory file, directory, or comma-separated host list (repeatable).
+    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    pub inventory: Vec<String>,
+    /// Limit the run to hosts matching this pattern (`@file` reads patterns from a file).
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Only run tasks with these tags (comma-separated, repeatable).
+    #[arg(short = 't', long = "tags", value_name = "TAGS")]
+    pub tags: Vec<String>,
+    /// Skip tasks with these tags (comma-separated, repeatable).
+    #[arg(long = "skip-tags", value_name = "TAGS")]
+    pub skip_tags: Vec<String>,
+    /// Extra variables: `k=v ...`, `@file.yml`, or a JSON/YAML mapping (repeatable; later wins).
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+    /// Don't change anything; report what would change.
+    #[arg(short = 'C', long = "check")]
+    pub check: bool,
+    /// Show differences in files the tasks change.
+    #[arg(short = 'D', long = "diff")]
+    pub diff: bool,
+    /// Connection type to use (`local`, `ssh`).
+    #[arg(short = 'c', long = "connection", value_name = "CONNECTION")]
+    pub connection: Option<String>,
+    /// Number of hosts to work on at once.
+    #[arg(short = 'f', long = "forks", value_name = "FORKS")]
+    pub forks: Option<usize>,
+    /// Connect as this user.
+    #[arg(short = 'u', long = "user", value_name = "REMOTE_USER")]
+    pub user: Option<String>,
+    /// Run operations with become (sudo by default).
+    #[arg(short = 'b', long = "become")]
+    pub become_: bool,
+    /// Become this user (default root).
+    #[arg(long = "become-user", value_name = "USER")]
+    pub become_user: Option<String>,
+    /// Become method (sudo, su, doas).
+    #[arg(long = "become-method", value_name = "METHOD")]
+    pub become_method: Option<String>,
+    /// List the hosts each play would run on, then stop.
+    #[arg(long = "list-hosts")]
+    pub list_hosts: bool,
+    /// List the tasks each play would run, then stop.
+    #[arg(long = "list-tasks")]
+    pub list_tasks: bool,
+    /// List every tag, then stop.
+    #[arg(long = "list-tags")]
+    pub list_tags: bool,
+    /// Load and check the playbooks, then stop.
+    #[arg(long = "syntax-check")]
+    pub syntax_check: bool,
+    /// Start at the task with this name (glob allowed).
+    #[arg(long = "start-at-task", value_name = "NAME")]
+    pub start_at_task: Option<String>,
+    /// More output (-v shows results, -vvv commands).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Output format: `text` (Ansible's) or `json` (one event per line).
+    #[arg(long = "output", value_name = "FORMAT", default_value = "text")]
+    pub output: String,
+}
+
+/// Defaults from `play.toml` (beside the first playbook, or `$PLAY_CONFIG`).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub inventory: Option<StringOrList>,
+    pub roles_path: Option<StringOrList>,
+    pub forks: Option<usize>,
+    pub host_key_checking: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StringOrList::One(s) => s
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
+            StringOrList::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// The settings that win: command line, then `ANSIBLE_*`, then `play.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub inventory: Vec<PathBuf>,
+    pub forks: usize,
+    pub roles_path: Vec<PathBuf>,
+    pub host_key_checking: Option<String>,
+}
+
+pub fn load_config(first_playbook: &Path) -> Result<(Config, PathBuf), Diagnostic> {
+    let (path, explicit) = match std::env::var_os("PLAY_CONFIG") {
+        Some(p) => (PathBuf::from(p), true),
+        None => (
+            first_playbook
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("play.toml"),
+            false,
+        ),
+    };
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if !path.is_file() {
+        if explicit {
+            return Err(Diagnostic::new(format!(
+                "PLAY_CONFIG names {}, which does not exist",
+                path.display()
+            ))
+            .exit_code(exit::BAD_OPTIONS));
+        }
+        return Ok((Config::default(), base));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Diagnostic::new(format!("cannot read {}: {e}", path.display())).exit_code(exit::BAD_OPTIONS)
+    })?;
+    let config: Config = toml::from_str(&text).map_err(|e| {
+        Diagnostic::new(format!("{}: {}", path.display(), e.message())).exit_code(exit::BAD_OPTIONS)
+    })?;
+    Ok((config, base))
+}
+
+pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
+    let first = cli.playbooks.first().cloned().unwrap_or_default();
+    let (config, base) = load_config(&first)?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let rel = |p: String| -> PathBuf {
+        let pb = PathBuf::from(&p);
+        if pb.is_absolute() || p.contains(',') {
+            pb
+        } else {
+            base.join(pb)
+        }
+    };
+    let inventory = if !cli.inventory.is_empty() {
+        cli.inventory.iter().map(PathBuf::from).collect()
+    } else if let Some(v) = env("ANSIBLE_INVENTORY") {
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        config
+            .inventory
+            .as_ref()
+            .map(|i| i.items().into_iter().map(rel).collect())
+            .unwrap_or_default()
+    };
+    let forks = match cli.forks {
+        Some(f) => f,
+        None => match env("ANSIBLE_FORKS") {
+            Some(v) => v.parse().map_err(|_| {
+                Diagnostic::new(format!("ANSIBLE_FORKS={v} is not a number"))
+                    .exit_code(exit::BAD_OPTIONS)
+            })?,
+            None => config.forks.unwrap_or(0),
+        },
+    };
+    let roles_path = env("PLAY_ROLES_PATH")
+        .or_else(|| env("ANSIBLE_ROLES_PATH"))
+        .map(|v| v.split(':').map(PathBuf::from).collect())
+        .or_else(|| {
+            config
+                .roles_path
+                .as_ref()
+                .map(|r| r.items().into_iter().map(rel).collect())
+        })
+        .unwrap_or_default();
+    let host_key_checking = env("ANSIBLE_HOST_KEY_CHECKING").or_else(|| {
+        config.host_key_checking.as_ref().map(|v| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    });
+    Ok(Settings {
+        inventory,
+        forks,
+        roles_path,
+        host_key_checking,
+    })
+}
+
+/// Parse every `-e`: later values win.
+pub fn extra_vars(items: &[String], cwd: &Path) -> Result<Map<String, Value>, Diagnostic> {
+    let mut out = Map::new();
+    for item in items {
+        let item = item.trim();
+        let parsed = if let Some(file) = item.strip_prefix('@') {
+            let path = cwd.join(file);
+            crate::yaml::load_one(&path)
+                .map_err(|d| d.exit_code(exit::BAD_OPTIONS))?
+                .to_value()
+        } else if item.starts_with('{') || item.starts_with('[') {
+            let docs = crate::yaml::load_str(item, Path::new("<extra vars>"))
+                .map_err(|d| d.exit_code(exit::BAD_OPTIONS))?;
+            docs.first().map(|d| d.to_value()).unwrap_or(Value::Null)
+        } else {
+            Value::Object(crate::playbook::kv::parse_kv(item, false))
+        };
+        match parsed {
+            Value::Object(m) => {
+                if m.contains_key("_raw_params") {
+                    return Err(Diagnostic::new(format!("invalid extra vars '{item}': expected key=value, @file or a JSON/YAML mapping")).exit_code(exit::BAD_OPTIONS));
+                }
+                out.extend(m)
+            }
+            Value::Null => {}
+            _ => {
+                return Err(
+                    Diagnostic::new(format!("extra vars '{item}' must be a mapping"))
+                        .exit_code(exit::BAD_OPTIONS),
+                )
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `-t a,b -t c` as one list.
+pub fn split_tags(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_vars_in_all_three_forms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("v.yml"), "b: 2\nc: yes\n").expect("write");
+        let m = extra_vars(
+            &["a=1 b=x".into(), "@v.yml".into(), r#"{"d": [1]}"#.into()],
+            dir.path(),
+        )
+        .expect("parses");
+        assert_eq!(
+            Value::Object(m),
+            serde_json::json!({"a": "1", "b": 2, "c": true, "d": [1]})
+        );
+        let e = extra_vars(&["oops".into()], dir.path()).expect_err("refused");
+        assert_eq!(e.code, exit::BAD_OPTIONS);
+    }
+}

@@ -1,0 +1,1045 @@
+//! Carrying out one task once: argument templating, connections, and the actions the engine runs
+//! itself (debug, set_fact, assert, fail, pause, include_vars, template, copy/fetch/script sources).
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use super::hostwrap::{Become, TaskHost};
+use super::task::Ran;
+use super::{Conn, HostRun, PlayCtx, Runner, OMIT};
+use crate::error::{exit, Diagnostic};
+use crate::playbook::Task;
+use crate::template::Scope;
+
+/// Load a vars file (YAML or JSON) into a mapping; an empty file is an empty mapping.
+pub(crate) fn load_vars_file(path: &Path) -> Result<Map<String, Value>, Diagnostic> {
+    let node = crate::yaml::load_one(path)?;
+    match node.to_value() {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        _ => Err(Diagnostic::new(format!(
+            "{} must contain a mapping of variables",
+            path.display()
+        ))
+        .at(node.span)
+        .exit_code(exit::PARSE)),
+    }
+}
+
+/// Controller-side glob (`with_fileglob`), relative patterns against `base/files` then `base`.
+pub(crate) fn fileglob(patterns: &[String], base: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for pat in patterns {
+        let (dir_part, file_part) = match pat.rfind('/') {
+            Some(i) => (&pat[..i], &pat[i + 1..]),
+            None => ("", pat.as_str()),
+        };
+        let Ok(glob) = globset::Glob::new(file_part) else {
+            continue;
+        };
+        let matcher = glob.compile_matcher();
+        let dirs: Vec<PathBuf> = if Path::new(dir_part).is_absolute() {
+            vec![PathBuf::from(dir_part)]
+        } else {
+            vec![base.join("files").join(dir_part), base.join(dir_part)]
+        };
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut found: Vec<String> = entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file() && matcher.is_match(e.file_name()))
+                .map(|e| e.path().display().to_string())
+                .collect();
+            if !found.is_empty() {
+                found.sort();
+                out.extend(found);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// `with_sequence`: `start=1 end=5 stride=1 format=%d` or `count=3`, as strings.
+pub(crate) fn sequence(spec: &Value) -> Result<Vec<String>, String> {
+    let map = match spec {
+        Value::String(s) => {
+            let s = s.trim();
+            // Shortcut form: [start-]end[/stride][:format]
+            if !s.contains('=') {
+                let mut m = Map::new();
+                let (range, format) = s
+                    .split_once(':')
+                    .map(|(a, b)| (a, Some(b)))
+                    .unwrap_or((s, None));
+                let (range, stride) = range
+                    .split_once('/')
+                    .map(|(a, b)| (a, Some(b)))
+                    .unwrap_or((range, None));
+                let (start, end) = range
+                    .split_once('-')
+                    .map(|(a, b)| (Some(a), b))
+                    .unwrap_or((None, range));
+                m.insert("start".into(), Value::String(start.unwrap_or("1").into()));
+                m.insert("end".into(), Value::String(end.into()));
+                if let Some(st) = stride {
+                    m.insert("stride".into(), Value::String(st.into()));
+                }
+                if let Some(f) = format {
+                    m.insert("format".into(), Value::String(f.into()));
+                }
+                m
+            } else {
+                crate::playbook::kv::parse_kv(s, false)
+            }
+        }
+        Value::Object(m) => m.clone(),
+        other => return Err(format!("with_sequence: bad spec {other}")),
+    };
+    let num = |k: &str| -> Result<Option<i64>, String> {
+        match map.get(k) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_i64()),
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                let parsed = if let Some(h) = s.strip_prefix("0x") {
+                    i64::from_str_radix(h, 16)
+                } else {
+                    s.parse()
+                };
+                parsed
+                    .map(Some)
+                    .map_err(|_| format!("with_sequence: can't parse {k}={s}"))
+            }
+            Some(other) => Err(format!("with_sequence: bad {k}: {other}")),
+        }
+    };
+    let start = num("start")?.unwrap_or(1);
+    let stride = num("stride")?.unwrap_or(if num("end")?.is_some_and(|e| e < start) {
+        -1
+    } else {
+        1
+    });
+    let end = match (num("end")?, num("count")?) {
+        (Some(e), None) => e,
+        (None, Some(c)) => start + (c - 1) * stride,
+        (Some(_), Some(_)) => return Err("with_sequence: can't specify both count and end".into()),
+        (None, None) => return Err("with_sequence: must specify count or end".into()),
+    };
+    if stride == 0 {
+        return Err("with_sequence: stride must not be 0".into());
+    }
+    let format = map
+        .get("format")
+        .and_then(Value::as_str)
+        .unwrap_or("%d")
+        .to_string();
+    let mut out = Vec::new();
+    let mut i = start;
+    while (stride > 0 && i <= end) || (stride < 0 && i >= end) {
+        out.push(printf_int(&format, i));
+        i += stride;
+        if out.len() > 100_000 {
+            return Err("with_sequence: too many items".into());
+        }
+    }
+    Ok(out)
+}
+
+/// The `%d`, `%02d`, `%x`, `%o` subset of printf that sequence formats use.
+fn printf_int(format: &str, n: i64) -> String {
+    let re = regex::Regex::new(r"%(0?)(\d*)([dxXo])").ok();
+    let Some(re) = re else { return n.to_string() };
+    re.replace(format, |c: &regex::Captures<'_>| {
+        let width: usize = c[2].parse().unwrap_or(0);
+        let body = match &c[3] {
+            "x" => format!("{n:x}"),
+            "X" => format!("{n:X}"),
+            "o" => format!("{n:o}"),
+            _ => n.to_string(),
+        };
+        if c[1].is_empty() {
+            format!("{body:>width$}")
+        } else {
+            format!("{body:0>width$}")
+        }
+    })
+    .into_owned()
+}
+
+fn drop_omitted(args: &mut Map<String, Value>) {
+    args.retain(|_, v| v.as_str() != Some(OMIT));
+}
+
+impl Runner {
+    /// Run a task once (one loop item) on a host and return its raw result.
+    pub(crate) fn execute(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        st: &mut HostRun,
+        vars: &Map<String, Value>,
+    ) -> Ran {
+        let scope = self.scope(vars.clone());
+        let mut args = match self
+            .templar
+            .template_value(&Value::Object(t.args.clone()), &scope)
+        {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => Map::new(),
+            Err(e) => {
+                return Ran::failed(format!(
+                    "The task includes an option with an undefined variable. {}",
+                    e.message
+                ))
+            }
+        };
+        drop_omitted(&mut args);
+        if let Some(Value::Object(defaults)) = ctx.play.keywords.get("module_defaults") {
+            for (name, d) in defaults {
+                let applies = crate::playbook::resolve_action(name).is_some_and(|n| n == t.action);
+                if let (true, Value::Object(d)) = (applies, d) {
+                    for (k, v) in d {
+                        args.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+        }
+        let check = match t.keyword("check_mode") {
+            Some(v) => self.keyword_bool(Some(v), &scope),
+            None => ctx.check,
+        };
+        let diff = match t.keyword("diff") {
+            Some(v) => self.keyword_bool(Some(v), &scope),
+            None => ctx.diff,
+        };
+        match t.action.as_str() {
+            "debug" => self.act_debug(t, &args, &scope),
+            "set_fact" => act_set_fact(args),
+            "assert" => self.act_assert(t, &args, &scope),
+            "fail" => {
+                let msg = args
+                    .get("msg")
+                    .map(value_text)
+                    .unwrap_or_else(|| "Failed as requested from task".into());
+                Ran::failed(msg)
+            }
+            "pause" => act_pause(&args),
+            "include_vars" => self.act_include_vars(ctx, t, &args),
+            "template" => self.act_template(ctx, t, st, args, &scope, check, diff),
+            "copy" => self.act_copy(ctx, t, st, args, &scope, check, diff),
+            "fetch" => self.act_fetch(ctx, t, st, &args, &scope, check),
+            "script" => self.act_script(ctx, t, st, args, &scope, check, diff),
+            "setup" | "gather_facts" => self.run_module("setup", st, args, &scope, t, check, diff),
+            action => self.run_module(action, st, args, &scope, t, check, diff),
+        }
+    }
+
+    /// A module on the host (or its `delegate_to` host), with the task's environment and become.
+    pub(crate) fn run_module(
+        &self,
+        name: &str,
+        st: &mut HostRun,
+        args: Map<String, Value>,
+        scope: &Scope,
+        t: &Task,
+        check: bool,
+        diff: bool,
+    ) -> Ran {
+        let Some(module) = modules::lookup(name) else {
+            return Ran::failed(format!("couldn't resolve module/action '{name}'"));
+        };
+        if check && !module.supports_check() {
+            let mut r = Map::new();
+            r.insert("changed".into(), Value::Bool(false));
+            r.insert("skipped".into(), Value::Bool(true));
+            r.insert(
+                "msg".into(),
+                Value::String("This module does not support check mode.".into()),
+            );
+            return Ran::ok(r);
+        }
+        let env = self.task_environment(t, scope);
+        let become_ = self.task_become(t, scope);
+        let facts = match st.layers.facts.get("ansible_facts") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        let delegate = self
+            .keyword_str(t.keyword("delegate_to"), scope)
+            .filter(|d| d != &st.name);
+        let mut delegate_conn: Option<Conn> = None;
+        let conn: &mut Conn = match &delegate {
+            Some(d) => match self.connect(d, scope) {
+                Ok(c) => delegate_conn.insert(c),
+                Err(msg) => return unreachable(msg),
+            },
+            None => {
+                if st.conn.is_none() {
+                    match self.connect(&st.name, scope) {
+                        Ok(c) => st.conn = Some(c),
+                        Err(msg) => return unreachable(msg),
+                    }
+                }
+                match st.conn.as_mut() {
+                    Some(c) => c,
+                    None => return unreachable("no connection".into()),
+                }
+            }
+        };
+        let mut host = TaskHost {
+            inner: conn.as_mut(),
+            env,
+            become_,
+        };
+        let mut mctx = modules::Ctx {
+            host: &mut host,
+            check,
+            diff,
+            facts: &facts,
+        };
+        match module.run(&mut mctx, &args) {
+            Ok(outcome) => Ran::ok(outcome.to_result()),
+            Err(modules::ModuleError::Args(msg)) | Err(modules::ModuleError::Failed(msg)) => {
+                Ran::failed(msg)
+            }
+            Err(modules::ModuleError::Host(modules::HostError::Unreachable(msg))) => {
+                unreachable(msg)
+            }
+            Err(modules::ModuleError::Host(modules::HostError::Transfer(msg))) => Ran::failed(msg),
+        }
+    }
+
+    /// Open a connection to a host: `local` for localhost or when asked for; SSH comes with the SSH transport.
+    pub(crate) fn connect(&self, host: &str, scope: &Scope) -> Result<Conn, String> {
+        let host_vars = match scope.hostvars.as_ref().and_then(|h| h.vars_of(host)) {
+            Some(v)
+                if host
+                    != scope
+                        .vars
+                        .get("inventory_hostname")
+                        .and_then(Value::as_str)
+                        .unwrap_or("") =>
+            {
+                v
+            }
+            _ => scope.vars.clone(),
+        };
+        let conn_type = self
+            .opts
+            .connection
+            .clone()
+            .or_else(|| {
+                host_vars
+                    .get("ansible_connection")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                if matches!(host, "localhost" | "127.0.0.1" | "::1") {
+                    "local".into()
+                } else {
+                    "ssh".into()
+                }
+            });
+        match conn_type.as_str() {
+            "local" => Ok(Box::new(modules::local::LocalHost::new(host))),
+            "ssh" | "paramiko" | "smart" => Err(format!(
+                "Failed to connect to the host via ssh: the ssh connection is not available in this build of play (use -c local or ansible_connection=local for {host})"
+            )),
+            other => Err(format!("the connection plugin '{other}' was not found")),
+        }
+    }
+
+    fn task_environment(&self, t: &Task, scope: &Scope) -> Vec<(String, String)> {
+        let mut env = Map::new();
+        for e in &t.environment {
+            if let Ok(Value::Object(m)) = self.templar.template_value(e, scope) {
+                env.extend(m);
+            }
+        }
+        env.into_iter().map(|(k, v)| (k, value_text(&v))).collect()
+    }
+
+    fn task_become(&self, t: &Task, scope: &Scope) -> Option<Become> {
+        let var = |k: &str| scope.vars.get(k).cloned();
+        let enabled = match t.keyword("become") {
+            Some(v) => self.keyword_bool(Some(v), scope),
+            None => var("ansible_become")
+                .map(|v| self.keyword_bool(Some(&v), scope))
+                .unwrap_or(self.opts.become_),
+        };
+        if !enabled {
+            return None;
+        }
+        let user = self
+            .keyword_str(t.keyword("become_user"), scope)
+            .or_else(|| self.keyword_str(var("ansible_become_user").as_ref(), scope))
+            .or_else(|| self.opts.become_user.clone())
+            .unwrap_or_else(|| "root".into());
+        let method = self
+            .keyword_str(t.keyword("become_method"), scope)
+            .or_else(|| self.keyword_str(var("ansible_become_method").as_ref(), scope))
+            .unwrap_or_else(|| "sudo".into());
+        // Already that user on a local connection: nothing to switch.
+        let is_local = scope.vars.get("ansible_connection").and_then(Value::as_str)
+            == Some("local")
+            || self.opts.connection.as_deref() == Some("local")
+            || matches!(
+                scope.vars.get("inventory_hostname").and_then(Value::as_str),
+                Some("localhost")
+            );
+        if is_local && current_user().as_deref() == Some(user.as_str()) {
+            return None;
+        }
+        Some(Become { method, user })
+    }
+
+    fn act_debug(&self, t: &Task, args: &Map<String, Value>, scope: &Scope) -> Ran {
+        let mut r = Map::new();
+        let needed = args
+            .get("verbosity")
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or(0);
+        if needed > u64::from(self.opts.verbosity) {
+            r.insert("changed".into(), Value::Bool(false));
+            r.insert(
+                "skipped_reason".into(),
+                Value::String("Verbosity threshold not met.".into()),
+            );
+            r.insert("skipped".into(), Value::Bool(true));
+            return Ran::ok(r);
+        }
+        if let Some(Value::String(var)) = t.args.get("var") {
+            let value = match self.templar.eval_expr(var, scope) {
+                Ok(v) => v,
+                Err(e) if e.undefined.is_some() => Value::String("VARIABLE IS NOT DEFINED!".into()),
+                Err(e) => Value::String(e.message),
+            };
+            r.insert(var.clone(), value);
+        } else {
+            r.insert(
+                "msg".into(),
+                args.get("msg")
+                    .cloned()
+                    .unwrap_or_else(|| Value::String("Hello world!".into())),
+            );
+        }
+        r.insert("changed".into(), Value::Bool(false));
+        Ran::ok(r)
+    }
+
+    fn act_assert(&self, t: &Task, args: &Map<String, Value>, scope: &Scope) -> Ran {
+        let that: Vec<Value> = match t.args.get("that") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(other) => vec![other.clone()],
+            None => return Ran::failed("missing required arguments: that"),
+        };
+        let quiet = args
+            .get("quiet")
+            .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        for cond in &that {
+            let text = value_text(cond);
+            let ok = match cond {
+                Value::Bool(b) => *b,
+                _ => match self.templar.eval_bool(&text, scope) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Ran::failed(format!(
+                            "The conditional check '{text}' failed. The error was: {}",
+                            e.message
+                        ))
+                    }
+                },
+            };
+            if !ok {
+                let mut r = Map::new();
+                r.insert("assertion".into(), Value::String(text));
+                r.insert("changed".into(), Value::Bool(false));
+                r.insert("evaluated_to".into(), Value::Bool(false));
+                r.insert("failed".into(), Value::Bool(true));
+                let msg = args
+                    .get("fail_msg")
+                    .or_else(|| args.get("msg"))
+                    .cloned()
+                    .unwrap_or_else(|| Value::String("Assertion failed".into()));
+                r.insert("msg".into(), msg);
+                return Ran::ok(r);
+            }
+        }
+        let mut r = Map::new();
+        r.insert("changed".into(), Value::Bool(false));
+        let msg = args
+            .get("success_msg")
+            .cloned()
+            .unwrap_or_else(|| Value::String("All assertions passed".into()));
+        r.insert("msg".into(), msg);
+        if quiet {
+            r.insert("_ansible_verbose_always".into(), Value::Bool(false));
+        }
+        Ran::ok(r)
+    }
+
+    fn act_include_vars(&self, ctx: &PlayCtx<'_>, t: &Task, args: &Map<String, Value>) -> Ran {
+        let mut files = Vec::new();
+        if let Some(file) = args
+            .get("_raw_params")
+            .or_else(|| args.get("file"))
+            .and_then(Value::as_str)
+        {
+            match self.find_file(ctx, t, "vars", file) {
+                Some(p) => files.push(p),
+                None => return Ran::failed(format!("Could not find or access '{file}'")),
+            }
+        } else if let Some(dir) = args.get("dir").and_then(Value::as_str) {
+            let Some(d) = self.find_file(ctx, t, "vars", dir) else {
+                return Ran::failed(format!("{dir} directory does not exist"));
+            };
+            let pattern = args
+                .get("files_matching")
+                .and_then(Value::as_str)
+                .and_then(|p| regex::Regex::new(p).ok());
+            let mut found = Vec::new();
+            walk_files(&d, &mut found);
+            found.retain(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let ext_ok = ["yml", "yaml", "json"]
+                    .iter()
+                    .any(|e| name.ends_with(&format!(".{e}")));
+                ext_ok && pattern.as_ref().is_none_or(|re| re.is_match(name))
+            });
+            found.sort();
+            files.extend(found);
+        } else {
+            return Ran::failed("one of the following is required: file, dir");
+        }
+        let mut facts = Map::new();
+        for f in &files {
+            match load_vars_file(f) {
+                Ok(m) => facts.extend(m),
+                Err(d) => return Ran::failed(d.message),
+            }
+        }
+        let facts = match args.get("name").and_then(Value::as_str) {
+            Some(name) => {
+                let mut m = Map::new();
+                m.insert(name.to_string(), Value::Object(facts));
+                m
+            }
+            None => facts,
+        };
+        let mut r = Map::new();
+        r.insert("ansible_facts".into(), Value::Object(facts));
+        r.insert(
+            "ansible_included_var_files".into(),
+            files
+                .iter()
+                .map(|p| Value::String(p.display().to_string()))
+                .collect(),
+        );
+        r.insert("changed".into(), Value::Bool(false));
+        Ran::ok(r)
+    }
+
+    /// A controller-side file a task names: beside the task's file (in `kind/` first), then beside the playbook.
+    pub(crate) fn find_file(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        kind: &str,
+        name: &str,
+    ) -> Option<PathBuf> {
+        let p = PathBuf::from(name);
+        if p.is_absolute() {
+            return p.exists().then_some(p);
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(d) = t.span.file.parent() {
+            dirs.push(d.to_path_buf());
+            if let Some(parent) = d.parent() {
+                dirs.push(parent.to_path_buf());
+            }
+        }
+        dirs.push(ctx.play.dir.clone());
+        for d in &dirs {
+            for c in [d.join(kind).join(name), d.join(name)] {
+                if c.exists() {
+                    return Some(c);
+                }
+            }
+        }
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn act_template(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        st: &mut HostRun,
+        mut args: Map<String, Value>,
+        scope: &Scope,
+        check: bool,
+        diff: bool,
+    ) -> Ran {
+        let Some(src) = args.remove("src").map(|v| value_text(&v)) else {
+            return Ran::failed("src is required");
+        };
+        let Some(path) = self.find_file(ctx, t, "templates", &src) else {
+            return Ran::failed(format!("Could not find or access '{src}'"));
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
+        };
+        let mut vars = (*scope.vars).clone();
+        vars.insert(
+            "template_path".into(),
+            Value::String(path.display().to_string()),
+        );
+        vars.insert(
+            "template_fullpath".into(),
+            Value::String(
+                std::fs::canonicalize(&path)
+                    .unwrap_or(path.clone())
+                    .display()
+                    .to_string(),
+            ),
+        );
+        if let Some(d) = args.get("dest") {
+            vars.insert("template_destpath".into(), d.clone());
+        }
+        let rendered = match self.templar.render_file(
+            &text,
+            &path,
+            &Scope {
+                vars: std::sync::Arc::new(vars),
+                hostvars: scope.hostvars.clone(),
+            },
+        ) {
+            Ok(r) => r,
+            Err(e) => return Ran::failed(format!("{}: {}", path.display(), e.message)),
+        };
+        for k in [
+            "trim_blocks",
+            "lstrip_blocks",
+            "newline_sequence",
+            "variable_start_string",
+            "variable_end_string",
+            "block_start_string",
+            "block_end_string",
+            "output_encoding",
+        ] {
+            args.remove(k);
+        }
+        args.insert(
+            "_content_b64".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(rendered.as_bytes())),
+        );
+        args.insert("_src".into(), Value::String(path.display().to_string()));
+        self.run_module("copy", st, args, scope, t, check, diff)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn act_copy(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        st: &mut HostRun,
+        mut args: Map<String, Value>,
+        scope: &Scope,
+        check: bool,
+        diff: bool,
+    ) -> Ran {
+        let remote = args
+            .get("remote_src")
+            .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        let Some(src) = args.get("src").map(value_text).filter(|_| !remote) else {
+            return self.run_module("copy", st, args, scope, t, check, diff);
+        };
+        let Some(path) = self.find_file(ctx, t, "files", &src) else {
+            return Ran::failed(format!(
+                "Could not find or access '{src}' on the Ansible Controller."
+            ));
+        };
+        args.remove("src");
+        if path.is_dir() {
+            return self.copy_directory(&path, src.ends_with('/'), st, args, scope, t, check, diff);
+        }
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
+        };
+        args.insert(
+            "_content_b64".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&data)),
+        );
+        args.insert("_src".into(), Value::String(path.display().to_string()));
+        self.run_module("copy", st, args, scope, t, check, diff)
+    }
+
+    /// `copy` of a controller directory: directories with `file`, files with `copy`, one result.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_directory(
+        &self,
+        dir: &Path,
+        contents_only: bool,
+        st: &mut HostRun,
+        args: Map<String, Value>,
+        scope: &Scope,
+        t: &Task,
+        check: bool,
+        diff: bool,
+    ) -> Ran {
+        let dest = args.get("dest").map(value_text).unwrap_or_default();
+        let base = if contents_only {
+            dest.trim_end_matches('/').to_string()
+        } else {
+            format!(
+                "{}/{}",
+                dest.trim_end_matches('/'),
+                dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
+            )
+        };
+        let mut files = Vec::new();
+        walk_files(dir, &mut files);
+        files.sort();
+        let mut changed = false;
+        let mut dirs_done: Vec<String> = Vec::new();
+        for f in files {
+            let rel = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
+            let target = format!("{base}/{rel}");
+            let parent = target
+                .rsplit_once('/')
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default();
+            if !dirs_done.contains(&parent) {
+                let mut dargs = Map::new();
+                dargs.insert("path".into(), Value::String(parent.clone()));
+                dargs.insert("state".into(), Value::String("directory".into()));
+                if let Some(m) = args.get("directory_mode") {
+                    dargs.insert("mode".into(), m.clone());
+                }
+                for k in ["owner", "group"] {
+                    if let Some(v) = args.get(k) {
+                        dargs.insert(k.into(), v.clone());
+                    }
+                }
+                let r = self.run_module("file", st, dargs, scope, t, check, diff);
+                if r.unreachable || r.result.get("failed").and_then(Value::as_bool) == Some(true) {
+                    return r;
+                }
+                changed |= r
+                    .result
+                    .get("changed")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                dirs_done.push(parent);
+            }
+            let data = match std::fs::read(&f) {
+                Ok(d) => d,
+                Err(e) => return Ran::failed(format!("Could not read '{}': {e}", f.display())),
+            };
+            let mut fargs = args.clone();
+            fargs.remove("directory_mode");
+            fargs.insert("dest".into(), Value::String(target));
+            fargs.insert(
+                "_content_b64".into(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&data)),
+            );
+            fargs.insert("_src".into(), Value::String(f.display().to_string()));
+            let r = self.run_module("copy", st, fargs, scope, t, check, diff);
+            if r.unreachable || r.result.get("failed").and_then(Value::as_bool) == Some(true) {
+                return r;
+            }
+            changed |= r
+                .result
+                .get("changed")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+        }
+        let mut r = Map::new();
+        r.insert("changed".into(), Value::Bool(changed));
+        r.insert("dest".into(), Value::String(format!("{base}/")));
+        r.insert("src".into(), Value::String(dir.display().to_string()));
+        Ran::ok(r)
+    }
+
+    fn act_fetch(
+        &self,
+        ctx: &PlayCtx<'_>,
+        _t: &Task,
+        st: &mut HostRun,
+        args: &Map<String, Value>,
+        scope: &Scope,
+        check: bool,
+    ) -> Ran {
+        let (Some(src), Some(dest)) = (
+            args.get("src").map(value_text),
+            args.get("dest").map(value_text),
+        ) else {
+            return Ran::failed("src and dest are required");
+        };
+        let flat = args
+            .get("flat")
+            .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        let fail_on_missing = args
+            .get("fail_on_missing")
+            .is_none_or(|v| modules::args::ansible_bool(v).unwrap_or(true));
+        let local = if flat {
+            if dest.ends_with('/') {
+                format!("{dest}{}", src.rsplit('/').next().unwrap_or(&src))
+            } else {
+                dest.clone()
+            }
+        } else {
+            format!(
+                "{}/{}/{}",
+                dest.trim_end_matches('/'),
+                st.name,
+                src.trim_start_matches('/')
+            )
+        };
+        let local = if Path::new(&local).is_absolute() {
+            PathBuf::from(&local)
+        } else {
+            ctx.play.dir.join(&local)
+        };
+        if st.conn.is_none() {
+            match self.connect(&st.name, scope) {
+                Ok(c) => st.conn = Some(c),
+                Err(msg) => return unreachable(msg),
+            }
+        }
+        let Some(conn) = st.conn.as_mut() else {
+            return unreachable("no connection".into());
+        };
+        let data = match conn.get(&src) {
+            Ok(d) => d,
+            Err(modules::HostError::Unreachable(m)) => return unreachable(m),
+            Err(modules::HostError::Transfer(m)) => {
+                let mut r = Map::new();
+                r.insert("changed".into(), Value::Bool(false));
+                r.insert("file".into(), Value::String(src.clone()));
+                r.insert(
+                    "msg".into(),
+                    Value::String(format!(
+                        "the remote file does not exist, not transferring, ignored ({m})"
+                    )),
+                );
+                if fail_on_missing {
+                    r.insert("failed".into(), Value::Bool(true));
+                    r.insert(
+                        "msg".into(),
+                        Value::String("the remote file does not exist".into()),
+                    );
+                }
+                return Ran::ok(r);
+            }
+        };
+        let sum = sha1_hex(&data);
+        let existing = std::fs::read(&local).ok();
+        let changed = existing.as_deref() != Some(&data[..]);
+        if changed && !check {
+            if let Some(parent) = local.parent() {
+                if let Err(e) = std::fs::create_dir_all(parent) {
+                    return Ran::failed(format!("cannot create {}: {e}", parent.display()));
+                }
+            }
+            let tmp = local.with_extension("play-tmp");
+            if let Err(e) = std::fs::write(&tmp, &data).and_then(|_| std::fs::rename(&tmp, &local))
+            {
+                let _ = std::fs::remove_file(&tmp);
+                return Ran::failed(format!("cannot write {}: {e}", local.display()));
+            }
+        }
+        let mut r = Map::new();
+        r.insert("changed".into(), Value::Bool(changed));
+        r.insert("checksum".into(), Value::String(sum.clone()));
+        r.insert("dest".into(), Value::String(local.display().to_string()));
+        r.insert("remote_checksum".into(), Value::String(sum));
+        Ran::ok(r)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn act_script(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        st: &mut HostRun,
+        mut args: Map<String, Value>,
+        scope: &Scope,
+        check: bool,
+        diff: bool,
+    ) -> Ran {
+        let raw = args
+            .remove("_raw_params")
+            .or_else(|| args.remove("cmd"))
+            .map(|v| value_text(&v))
+            .unwrap_or_default();
+        let (script, rest) = raw
+            .trim()
+            .split_once(char::is_whitespace)
+            .map(|(a, b)| (a.to_string(), b.trim().to_string()))
+            .unwrap_or((raw.trim().to_string(), String::new()));
+        if script.is_empty() {
+            return Ran::failed("script: no script given");
+        }
+        let Some(path) = self.find_file(ctx, t, "files", &script) else {
+            return Ran::failed(format!(
+                "Could not find or access '{script}' on the Ansible Controller."
+            ));
+        };
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
+        };
+        args.insert(
+            "_script_b64".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&data)),
+        );
+        args.insert(
+            "_script_name".into(),
+            Value::String(
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("script")
+                    .to_string(),
+            ),
+        );
+        args.insert("_raw_params".into(), Value::String(rest));
+        self.run_module("script", st, args, scope, t, check, diff)
+    }
+}
+
+fn act_set_fact(mut args: Map<String, Value>) -> Ran {
+    args.remove("cacheable");
+    if let Some(bad) = args.keys().find(|k| !is_identifier(k)) {
+        return Ran::failed(format!("The variable name '{bad}' is not valid. Variables must start with a letter or underscore character, and contain only letters, numbers and underscores."));
+    }
+    let mut r = Map::new();
+    r.insert("ansible_facts".into(), Value::Object(args));
+    r.insert("changed".into(), Value::Bool(false));
+    Ran::ok(r)
+}
+
+fn act_pause(args: &Map<String, Value>) -> Ran {
+    let num = |k: &str| {
+        args.get(k).and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+    };
+    let seconds = num("seconds")
+        .or_else(|| num("minutes").map(|m| m * 60.0))
+        .unwrap_or(0.0);
+    let start = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0)));
+    let mut r = Map::new();
+    r.insert("changed".into(), Value::Bool(false));
+    r.insert("delta".into(), Value::from(start.elapsed().as_secs()));
+    r.insert("echo".into(), Value::Bool(true));
+    r.insert("rc".into(), Value::from(0));
+    r.insert(
+        "stdout".into(),
+        Value::String(format!("Paused for {} seconds", fmt_seconds(seconds))),
+    );
+    r.insert("user_input".into(), Value::String(String::new()));
+    Ran::ok(r)
+}
+
+fn fmt_seconds(s: f64) -> String {
+    if s.fract() == 0.0 {
+        format!("{}", s as i64)
+    } else {
+        format!("{s}")
+    }
+}
+
+fn unreachable(msg: String) -> Ran {
+    let mut r = Map::new();
+    r.insert("changed".into(), Value::Bool(false));
+    r.insert("msg".into(), Value::String(msg));
+    r.insert("unreachable".into(), Value::Bool(true));
+    Ran {
+        result: r,
+        unreachable: true,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic())
+        && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric())
+}
+
+/// A value as text the way Ansible's string parameters see it.
+pub(crate) fn value_text(v: &Value) -> String {
+    modules::args::ansible_str(v).unwrap_or_else(|| v.to_string())
+}
+
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            walk_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(data);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The user the controller runs as (asked once: `id -un`).
+fn current_user() -> Option<String> {
+    static USER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+    })
+    .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_like_ansible() {
+        assert_eq!(
+            sequence(&Value::String("start=1 end=3".into())).expect("ok"),
+            vec!["1", "2", "3"]
+        );
+        assert_eq!(
+            sequence(&Value::String(
+                "count=3 start=0 stride=2 format=web%02d".into()
+            ))
+            .expect("ok"),
+            vec!["web00", "web02", "web04"]
+        );
+        assert_eq!(
+            sequence(&Value::String("4-6/2".into())).expect("ok"),
+            vec!["4", "6"]
+        );
+    }
+}

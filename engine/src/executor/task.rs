@@ -1,0 +1,847 @@
+//! One task on the hosts of a play: conditions, loops, retries, changed/failed overrides, register, notify.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use super::{HostRun, PlayCtx, Runner};
+use crate::report::pyfmt::item_label;
+use crate::report::{HostLine, Status};
+use crate::template::Scope;
+
+/// The result of running a task (or one loop item) once on one host.
+pub(crate) struct Ran {
+    pub result: Map<String, Value>,
+    pub unreachable: bool,
+}
+
+impl Ran {
+    pub fn ok(result: Map<String, Value>) -> Self {
+        Self {
+            result,
+            unreachable: false,
+        }
+    }
+    pub fn failed(msg: impl Into<String>) -> Self {
+        let mut result = Map::new();
+        result.insert("failed".into(), Value::Bool(true));
+        result.insert("msg".into(), Value::String(msg.into()));
+        result.insert("changed".into(), Value::Bool(false));
+        Self {
+            result,
+            unreachable: false,
+        }
+    }
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+    }
+}
+
+fn status_of(result: &Map<String, Value>) -> Status {
+    if truthy(result.get("failed")) {
+        Status::Failed
+    } else if truthy(result.get("skipped")) {
+        Status::Skipped
+    } else if truthy(result.get("changed")) {
+        Status::Changed
+    } else {
+        Status::Ok
+    }
+}
+
+impl Runner {
+    /// Template a task keyword to a boolean (`ignore_errors: "{{ x }}"`, `no_log: yes`).
+    pub(crate) fn keyword_bool(&self, v: Option<&Value>, scope: &Scope) -> bool {
+        match v {
+            None => false,
+            Some(Value::String(s)) if s.contains("{{") => match self.templar.template_str(s, scope)
+            {
+                Ok(v) => modules::args::ansible_bool(&v).unwrap_or(truthy(Some(&v))),
+                Err(_) => false,
+            },
+            Some(v) => modules::args::ansible_bool(v).unwrap_or(false),
+        }
+    }
+
+    pub(crate) fn keyword_str(&self, v: Option<&Value>, scope: &Scope) -> Option<String> {
+        match v? {
+            Value::String(s) => match self.templar.template_str(s, scope) {
+                Ok(Value::String(s)) => Some(s),
+                Ok(Value::Null) => None,
+                Ok(other) => Some(other.to_string()),
+                Err(_) => Some(s.clone()),
+            },
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// All `when` conditions hold (Ansible ANDs a list).
+    fn conditions_hold(
+        &self,
+        conds: &[Value],
+        scope: &Scope,
+    ) -> Result<(bool, Option<String>), String> {
+        for c in conds {
+            let ok = match c {
+                Value::Bool(b) => *b,
+                Value::String(s) => self.templar.eval_bool(s, scope).map_err(|e| {
+                    format!(
+                        "The conditional check '{s}' failed. The error was: {}",
+                        e.message
+                    )
+                })?,
+                Value::Null => false,
+                other => truthy(Some(other)),
+            };
+            if !ok {
+                let text = match c {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                return Ok((false, Some(text)));
+            }
+        }
+        Ok((true, None))
+    }
+
+    /// The task's display name, templated with the first host's variables when it holds templates.
+    fn task_title(&self, ctx: &PlayCtx<'_>, t: &crate::playbook::Task, hosts: &[usize]) -> String {
+        let name = t.display_name();
+        if !name.contains("{{") {
+            return name;
+        }
+        let Some(&first) = hosts.first() else {
+            return name;
+        };
+        let Ok(st) = ctx.states[first].lock() else {
+            return name;
+        };
+        let vars = self.host_scope_vars(ctx, &st, &t.vars, &Map::new());
+        match self.templar.template_str(&name, &self.scope(vars)) {
+            Ok(Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(_) => name,
+        }
+    }
+
+    pub(crate) fn run_task(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        hosts: &[usize],
+        params: &Map<String, Value>,
+        handler: bool,
+    ) {
+        self.report
+            .task_start(&self.task_title(ctx, t, hosts), handler);
+        let run_once = t
+            .keyword("run_once")
+            .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        let runners: Vec<usize> = if run_once {
+            hosts.iter().copied().take(1).collect()
+        } else {
+            hosts.to_vec()
+        };
+        let mut results: Vec<(usize, Vec<HostLine>)> = self.pool.install(|| {
+            runners
+                .par_iter()
+                .map(|&i| match ctx.states[i].lock() {
+                    Ok(mut st) => (i, self.run_on_host(ctx, t, &mut st, params)),
+                    Err(_) => (i, Vec::new()),
+                })
+                .collect()
+        });
+        results.sort_by_key(|(i, _)| *i);
+        // run_once: the other hosts get the same registered result and facts, as in Ansible.
+        if run_once && hosts.len() > 1 {
+            self.share_run_once(ctx, t, hosts);
+        }
+        let lines: Vec<HostLine> = results.into_iter().flat_map(|(_, l)| l).collect();
+        self.report.host_lines(&lines);
+        for &i in hosts {
+            if let Ok(st) = ctx.states[i].lock() {
+                self.snapshot(ctx, &st);
+            }
+            self.sync_stats(ctx, i);
+        }
+        let any_errors_fatal = t
+            .keyword("any_errors_fatal")
+            .or_else(|| ctx.play.keywords.get("any_errors_fatal"))
+            .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        if any_errors_fatal
+            && lines
+                .iter()
+                .any(|l| l.status == Status::Failed && !l.ignored)
+        {
+            for st in &ctx.states {
+                if let Ok(mut st) = st.lock() {
+                    if !st.failed {
+                        st.failed = true;
+                    }
+                }
+            }
+            ctx.end_play.store(true, Ordering::SeqCst);
+        }
+        if let Some(pct) = ctx.play.max_fail_percentage.as_ref().and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        }) {
+            let total = ctx.states.len() as f64;
+            let failed = ctx
+                .states
+                .iter()
+                .filter(|s| s.lock().map(|s| s.failed || s.unreachable).unwrap_or(false))
+                .count() as f64;
+            if total > 0.0 && failed / total * 100.0 > pct {
+                ctx.end_play.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn share_run_once(&self, ctx: &PlayCtx<'_>, t: &crate::playbook::Task, hosts: &[usize]) {
+        let Some(&first) = hosts.first() else { return };
+        let (registered, facts) = match ctx.states[first].lock() {
+            Ok(st) => {
+                let reg = t.keyword("register").and_then(Value::as_str).and_then(|r| {
+                    st.layers
+                        .set_facts
+                        .get(r)
+                        .map(|v| (r.to_string(), v.clone()))
+                });
+                let facts = if t.action == "set_fact" {
+                    Some(st.layers.set_facts.clone())
+                } else {
+                    None
+                };
+                (reg, facts)
+            }
+            Err(_) => return,
+        };
+        for &i in &hosts[1..] {
+            if let Ok(mut st) = ctx.states[i].lock() {
+                if let Some((name, v)) = &registered {
+                    st.layers.set_facts.insert(name.clone(), v.clone());
+                }
+                if let Some(f) = &facts {
+                    st.layers.set_facts.extend(f.clone());
+                }
+            }
+        }
+    }
+
+    /// The loop items of a task, or `None` for a task without a loop.
+    fn loop_items(
+        &self,
+        t: &crate::playbook::Task,
+        scope: &Scope,
+    ) -> Result<Option<Vec<Value>>, String> {
+        let (kind, spec) = match t
+            .keywords
+            .iter()
+            .find(|(k, _)| *k == "loop" || k.starts_with("with_"))
+        {
+            Some((k, v)) => (k.as_str(), v),
+            None => return Ok(None),
+        };
+        let templated = match spec {
+            // `with_items: somevar` (a bare name) is templated as an expression, as Ansible does.
+            Value::String(s)
+                if !s.contains("{{")
+                    && kind != "loop"
+                    && kind != "with_fileglob"
+                    && kind != "with_sequence" =>
+            {
+                self.templar.eval_expr(s, scope).map_err(|e| e.message)?
+            }
+            other => self
+                .templar
+                .template_value(other, scope)
+                .map_err(|e| e.message)?,
+        };
+        let items = match kind {
+            "loop" | "with_list" => match templated {
+                Value::Array(a) => a,
+                Value::Null => Vec::new(),
+                other => return Err(format!("Invalid data passed to 'loop', it requires a list, got this instead: {other}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.")),
+            },
+            "with_items" => match templated {
+                Value::Array(a) => a.into_iter().flat_map(|v| match v {
+                    Value::Array(inner) => inner,
+                    other => vec![other],
+                }).collect(),
+                Value::Null => Vec::new(),
+                other => vec![other],
+            },
+            "with_dict" => match templated {
+                Value::Object(m) => m.into_iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect(),
+                other => return Err(format!("with_dict expects a dict, got {other}")),
+            },
+            "with_fileglob" => {
+                let patterns: Vec<String> = match templated {
+                    Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                    Value::String(s) => vec![s],
+                    _ => Vec::new(),
+                };
+                let base = scope.vars.get("playbook_dir").and_then(Value::as_str).map(PathBuf::from).unwrap_or_default();
+                super::actions::fileglob(&patterns, &base).into_iter().map(Value::String).collect()
+            }
+            "with_sequence" => super::actions::sequence(&templated)?.into_iter().map(Value::String).collect(),
+            "with_together" => match templated {
+                Value::Array(lists) => {
+                    let n = lists.iter().map(|l| l.as_array().map_or(0, Vec::len)).max().unwrap_or(0);
+                    (0..n).map(|i| Value::Array(lists.iter().map(|l| l.get(i).cloned().unwrap_or(Value::Null)).collect())).collect()
+                }
+                _ => Vec::new(),
+            },
+            "with_nested" | "with_cartesian" => match templated {
+                Value::Array(lists) => {
+                    let mut acc: Vec<Vec<Value>> = vec![Vec::new()];
+                    for l in lists {
+                        let items = l.as_array().cloned().unwrap_or_default();
+                        acc = acc.into_iter().flat_map(|prefix| items.iter().map(move |it| {
+                            let mut p = prefix.clone();
+                            p.push(it.clone());
+                            p
+                        })).collect();
+                    }
+                    acc.into_iter().map(Value::Array).collect()
+                }
+                _ => Vec::new(),
+            },
+            other => return Err(format!("the loop '{other}' is not supported")),
+        };
+        Ok(Some(items))
+    }
+
+    /// Run the task on one host (all loop items), updating its state; returns its output lines.
+    fn run_on_host(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &mut HostRun,
+        params: &Map<String, Value>,
+    ) -> Vec<HostLine> {
+        let base_vars = self.host_scope_vars(ctx, st, &t.vars, params);
+        let scope = self.scope(base_vars.clone());
+        let no_log = self.keyword_bool(t.keyword("no_log"), &scope);
+        let ignore_errors = self.keyword_bool(t.keyword("ignore_errors"), &scope);
+        let delegate = self.keyword_str(t.keyword("delegate_to"), &scope);
+        let host_name = st.name.clone();
+        let line = |status: Status,
+                    item: Option<String>,
+                    result: Map<String, Value>,
+                    ignored: bool| HostLine {
+            host: host_name.clone(),
+            delegated_to: delegate.clone(),
+            status,
+            item,
+            show_result: matches!(t.action.as_str(), "debug" | "assert" | "fail")
+                && status != Status::Skipped,
+            ignored,
+            censored: no_log,
+            diff: None,
+            result,
+        };
+        let mut lines = Vec::new();
+
+        let items = match self.loop_items(t, &scope) {
+            Ok(items) => items,
+            Err(msg) => {
+                let r = Ran::failed(msg);
+                let l = self.finish(st, t, r.result, ignore_errors, false);
+                lines.push(line(l.0, None, l.1, l.2));
+                return lines;
+            }
+        };
+        let Some(items) = items else {
+            let (status, result, ignored, diff) =
+                self.run_once_on_host(ctx, t, st, base_vars, ignore_errors);
+            self.register(st, t, &result);
+            let mut l = line(status, None, result, ignored);
+            l.diff = diff;
+            lines.push(l);
+            return lines;
+        };
+
+        let loop_control = t
+            .keyword("loop_control")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let loop_var = loop_control
+            .get("loop_var")
+            .and_then(Value::as_str)
+            .unwrap_or("item")
+            .to_string();
+        let index_var = loop_control
+            .get("index_var")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let label_tpl = loop_control.get("label").cloned();
+        let pause = loop_control.get("pause").and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        });
+        let extended = loop_control
+            .get("extended")
+            .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        let mut item_results = Vec::new();
+        let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
+        let mut item_lines = Vec::new();
+        let n = items.len();
+        for (idx, item) in items.into_iter().enumerate() {
+            if idx > 0 {
+                if let Some(p) = pause {
+                    std::thread::sleep(std::time::Duration::from_secs_f64(p.max(0.0)));
+                }
+            }
+            let mut vars = base_vars.clone();
+            vars.insert(loop_var.clone(), item.clone());
+            if let Some(iv) = &index_var {
+                vars.insert(iv.clone(), Value::from(idx));
+            }
+            vars.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+            if extended {
+                vars.insert("ansible_loop".into(), serde_json::json!({
+                    "index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == n, "length": n,
+                    "revindex": n - idx, "revindex0": n - idx - 1,
+                }));
+            }
+            let label = match &label_tpl {
+                Some(l) => match self.templar.template_value(l, &self.scope(vars.clone())) {
+                    Ok(v) => item_label(&v),
+                    Err(_) => item_label(&item),
+                },
+                None => item_label(&item),
+            };
+            let (status, mut result, ignored, diff) =
+                self.run_once_on_host(ctx, t, st, vars, ignore_errors);
+            result.insert(loop_var.clone(), item.clone());
+            result.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+            if let Some(iv) = &index_var {
+                result.insert("ansible_index_var".into(), Value::String(iv.clone()));
+                result.insert(iv.clone(), Value::from(idx));
+            }
+            match status {
+                Status::Changed => any_changed = true,
+                Status::Failed => any_failed = true,
+                _ => {}
+            }
+            if status != Status::Skipped {
+                all_skipped = false;
+            }
+            let mut l = line(
+                status,
+                Some(label),
+                result.clone(),
+                ignored && status == Status::Failed,
+            );
+            l.diff = diff;
+            item_lines.push(l);
+            item_results.push(Value::Object(result));
+        }
+        // The task as a whole: what the recap counts and what `register` holds.
+        let mut summary = Map::new();
+        summary.insert("changed".into(), Value::Bool(any_changed));
+        if any_failed {
+            summary.insert("failed".into(), Value::Bool(true));
+            summary.insert(
+                "msg".into(),
+                Value::String("One or more items failed".into()),
+            );
+        } else {
+            summary.insert("msg".into(), Value::String("All items completed".into()));
+        }
+        if all_skipped {
+            summary.insert("skipped".into(), Value::Bool(true));
+        }
+        summary.insert("results".into(), Value::Array(item_results));
+        self.count(st, &summary, ignore_errors);
+        self.register(st, t, &summary);
+        if any_failed {
+            if !ignore_errors {
+                st.failed = true;
+                st.failed_task = Some((task_info(t), summary.clone()));
+            }
+            if let Some(last) = item_lines
+                .iter_mut()
+                .rev()
+                .find(|l| l.status == Status::Failed)
+            {
+                last.ignored = ignore_errors;
+            }
+        }
+        if any_changed {
+            self.notify(ctx, st, t);
+        }
+        lines.extend(item_lines);
+        lines
+    }
+
+    /// Count a task result in the host's recap and mark the host failed.
+    fn count(&self, st: &mut HostRun, result: &Map<String, Value>, ignore_errors: bool) {
+        match status_of(result) {
+            Status::Failed if ignore_errors => {
+                st.stats.ok += 1;
+                st.stats.ignored += 1;
+                if truthy(result.get("changed")) {
+                    st.stats.changed += 1;
+                }
+            }
+            Status::Failed => st.stats.failed += 1,
+            Status::Skipped => st.stats.skipped += 1,
+            Status::Changed => {
+                st.stats.ok += 1;
+                st.stats.changed += 1;
+            }
+            Status::Ok => st.stats.ok += 1,
+            Status::Unreachable => st.stats.unreachable += 1,
+        }
+    }
+
+    fn register(&self, st: &mut HostRun, t: &crate::playbook::Task, result: &Map<String, Value>) {
+        if let Some(name) = t.keyword("register").and_then(Value::as_str) {
+            let mut r = result.clone();
+            r.remove("_ansible_facts_set");
+            st.layers
+                .set_facts
+                .insert(name.to_string(), Value::Object(r));
+        }
+    }
+
+    fn notify(&self, ctx: &PlayCtx<'_>, st: &mut HostRun, t: &crate::playbook::Task) {
+        for n in &t.notify {
+            for idx in self.handlers_for(ctx, n) {
+                if !st.pending_handlers.contains(&idx) {
+                    st.pending_handlers.push(idx);
+                }
+            }
+        }
+    }
+
+    /// Apply a finished result: recap counts, failure state. Returns the line's status/result/ignored.
+    fn finish(
+        &self,
+        st: &mut HostRun,
+        t: &crate::playbook::Task,
+        result: Map<String, Value>,
+        ignore_errors: bool,
+        unreachable: bool,
+    ) -> (Status, Map<String, Value>, bool) {
+        if unreachable {
+            st.unreachable = true;
+            st.stats.unreachable += 1;
+            return (Status::Unreachable, result, false);
+        }
+        let status = status_of(&result);
+        self.count(st, &result, ignore_errors);
+        if status == Status::Failed && !ignore_errors {
+            st.failed = true;
+            st.failed_task = Some((task_info(t), result.clone()));
+        }
+        (status, result, status == Status::Failed && ignore_errors)
+    }
+
+    /// One execution (no loop, or one loop item): when, until/retries, changed_when/failed_when.
+    /// Counts the result and notifies handlers when there is no loop.
+    fn run_once_on_host(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &mut HostRun,
+        vars: Map<String, Value>,
+        ignore_errors: bool,
+    ) -> (Status, Map<String, Value>, bool, Option<String>) {
+        let in_loop = t
+            .keywords
+            .keys()
+            .any(|k| k == "loop" || k.starts_with("with_"));
+        let scope = self.scope(vars.clone());
+        match self.conditions_hold(&t.when, &scope) {
+            Ok((true, _)) => {}
+            Ok((false, cond)) => {
+                let mut r = Map::new();
+                r.insert("changed".into(), Value::Bool(false));
+                if let Some(c) = cond {
+                    r.insert("false_condition".into(), Value::String(c));
+                }
+                r.insert(
+                    "skip_reason".into(),
+                    Value::String("Conditional result was False".into()),
+                );
+                r.insert("skipped".into(), Value::Bool(true));
+                if !in_loop {
+                    st.stats.skipped += 1;
+                }
+                return (Status::Skipped, r, false, None);
+            }
+            Err(msg) => {
+                let r = Ran::failed(msg).result;
+                if in_loop {
+                    return (Status::Failed, r, ignore_errors, None);
+                }
+                let (s, r, ig) = self.finish(st, t, r, ignore_errors, false);
+                return (s, r, ig, None);
+            }
+        }
+
+        let until = t.keyword("until").cloned();
+        let retries = match &until {
+            Some(_) => t
+                .keyword("retries")
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+                .unwrap_or(3),
+            None => 0,
+        };
+        let delay = t
+            .keyword("delay")
+            .and_then(|v| {
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or(5.0);
+        let register = t
+            .keyword("register")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let mut attempt = 0u64;
+        let (result, unreachable) = loop {
+            attempt += 1;
+            let ran = self.execute(ctx, t, st, &vars);
+            let mut result = ran.result;
+            if ran.unreachable {
+                break (result, true);
+            }
+            self.apply_overrides(t, &mut result, &vars, register.as_deref());
+            let Some(cond) = &until else {
+                break (result, false);
+            };
+            let mut v = vars.clone();
+            if let Some(r) = &register {
+                v.insert(r.clone(), Value::Object(result.clone()));
+            }
+            let done = self
+                .conditions_hold(std::slice::from_ref(cond), &self.scope(v))
+                .map(|(ok, _)| ok)
+                .unwrap_or(false);
+            result.insert("attempts".into(), Value::from(attempt));
+            if done {
+                result.remove("failed");
+                break (result, false);
+            }
+            if attempt > retries {
+                result.insert("failed".into(), Value::Bool(true));
+                break (result, false);
+            }
+            self.report.note(&format!(
+                "FAILED - RETRYING: [{}]: {} ({} retries left).",
+                st.name,
+                t.display_name(),
+                retries + 1 - attempt
+            ));
+            std::thread::sleep(std::time::Duration::from_secs_f64(delay.max(0.0)));
+        };
+
+        // set_fact / include_vars / setup results carry facts for this host.
+        if let Some(Value::Object(facts)) = result.get("ansible_facts").cloned() {
+            match t.action.as_str() {
+                "setup" | "gather_facts" => st.layers.set_facts_from_setup(&facts),
+                "include_vars" => st.layers.include_vars.extend(facts),
+                _ => st.layers.set_facts.extend(facts),
+            }
+        }
+        let diff_text = self.diff_text(ctx, t, &scope, &result);
+        if in_loop {
+            let status = status_of(&result);
+            return (
+                status,
+                result,
+                ignore_errors && status == Status::Failed,
+                diff_text,
+            );
+        }
+        let changed = truthy(result.get("changed")) && !truthy(result.get("failed"));
+        let (s, r, ig) = self.finish(st, t, result, ignore_errors, unreachable);
+        if changed && !unreachable {
+            self.notify(ctx, st, t);
+        }
+        (s, r, ig, diff_text)
+    }
+
+    /// `changed_when` / `failed_when`, evaluated with the result bound to the `register` name.
+    fn apply_overrides(
+        &self,
+        t: &crate::playbook::Task,
+        result: &mut Map<String, Value>,
+        vars: &Map<String, Value>,
+        register: Option<&str>,
+    ) {
+        let changed_when = t.keyword("changed_when");
+        let failed_when = t.keyword("failed_when");
+        if changed_when.is_none() && failed_when.is_none() {
+            return;
+        }
+        let mut v = vars.clone();
+        if let Some(r) = register {
+            v.insert(r.to_string(), Value::Object(result.clone()));
+        }
+        let scope = self.scope(v);
+        let as_list = |x: &Value| match x {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        };
+        if let Some(cw) = changed_when {
+            match self.conditions_hold(&as_list(cw), &scope) {
+                Ok((b, _)) => {
+                    result.insert("changed".into(), Value::Bool(b));
+                }
+                Err(msg) => {
+                    result.insert("failed".into(), Value::Bool(true));
+                    result.insert("msg".into(), Value::String(msg));
+                    return;
+                }
+            }
+        }
+        if let Some(fw) = failed_when {
+            match self.conditions_hold(&as_list(fw), &scope) {
+                Ok((b, _)) => {
+                    result.insert("failed_when_result".into(), Value::Bool(b));
+                    if b {
+                        result.insert("failed".into(), Value::Bool(true));
+                    } else {
+                        result.remove("failed");
+                    }
+                }
+                Err(msg) => {
+                    result.insert("failed".into(), Value::Bool(true));
+                    result.insert("msg".into(), Value::String(msg));
+                }
+            }
+        }
+    }
+
+    fn diff_text(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        scope: &Scope,
+        result: &Map<String, Value>,
+    ) -> Option<String> {
+        let enabled = match t.keyword("diff") {
+            Some(v) => self.keyword_bool(Some(v), scope),
+            None => ctx.diff,
+        };
+        if !enabled {
+            return None;
+        }
+        let diffs = result.get("diff")?.as_array()?;
+        let mut text = String::new();
+        for d in diffs {
+            let get = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let fd = modules::FileDiff {
+                before_header: get("before_header"),
+                after_header: get("after_header"),
+                before: get("before"),
+                after: get("after"),
+            };
+            if fd.before != fd.after {
+                text.push_str(&modules::diff::unified(&fd));
+            }
+        }
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// Decide what an `include_tasks` includes on this host: (file, params, item label) per loop item.
+    pub(crate) fn evaluate_include(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &HostRun,
+        params: &Map<String, Value>,
+    ) -> Result<Vec<(PathBuf, Map<String, Value>, Option<String>)>, String> {
+        let base = self.host_scope_vars(ctx, st, &t.vars, params);
+        let scope = self.scope(base.clone());
+        let items: Vec<Option<Value>> = match self.loop_items(t, &scope)? {
+            Some(items) => items.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let loop_var = t
+            .keyword("loop_control")
+            .and_then(|l| l.get("loop_var"))
+            .and_then(Value::as_str)
+            .unwrap_or("item")
+            .to_string();
+        let mut out = Vec::new();
+        for item in items {
+            let mut vars = base.clone();
+            if let Some(it) = &item {
+                vars.insert(loop_var.clone(), it.clone());
+            }
+            let scope = self.scope(vars);
+            if !self.conditions_hold(&t.when, &scope)?.0 {
+                continue;
+            }
+            let file = t
+                .args
+                .get("_raw_params")
+                .or_else(|| t.args.get("file"))
+                .ok_or("include_tasks needs a file name")?;
+            let file = match self
+                .templar
+                .template_value(file, &scope)
+                .map_err(|e| e.message)?
+            {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let path = self.find_task_file(ctx, t, &file);
+            let mut p = t.vars.clone();
+            if let Some(it) = &item {
+                p.insert(loop_var.clone(), it.clone());
+            }
+            // Include params are templated now, with the item they were given.
+            let p = match self
+                .templar
+                .template_value(&Value::Object(p), &scope)
+                .map_err(|e| e.message)?
+            {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            out.push((path, p, item.as_ref().map(item_label)));
+        }
+        Ok(out)
+    }
+
+    /// A task file named by an include: beside the including file first, then beside the playbook.
+    fn find_task_file(&self, ctx: &PlayCtx<'_>, t: &crate::playbook::Task, file: &str) -> PathBuf {
+        let p = PathBuf::from(file);
+        if p.is_absolute() {
+            return p;
+        }
+        let beside = t.span.file.parent().map(|d| d.join(file));
+        match beside {
+            Some(b) if b.is_file() => b,
+            _ => ctx.play.dir.join(file),
+        }
+    }
+}
+
+/// What `ansible_failed_task` holds.
+fn task_info(t: &crate::playbook::Task) -> Value {
+    serde_json::json!({"name": t.display_name(), "action": t.action_written, "args": t.args})
+}
