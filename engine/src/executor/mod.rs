@@ -396,7 +396,10 @@ impl Runner {
                 continue;
             }
             match t.action.as_str() {
-                "meta" => self.run_meta(ctx, t, &active),
+                "meta" => {
+                    self.report.task_start(&t.display_name(), handler);
+                    self.run_meta(ctx, t, &active)
+                }
                 "include_tasks" | "include" => self.run_include(ctx, t, &active, params, handler),
                 _ => self.run_task(ctx, t, &active, params, handler),
             }

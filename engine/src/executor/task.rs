@@ -347,7 +347,8 @@ impl Runner {
             status,
             item,
             show_result: matches!(t.action.as_str(), "debug" | "assert" | "fail")
-                && status != Status::Skipped,
+                && status != Status::Skipped
+                && result.get("_ansible_verbose_always") != Some(&Value::Bool(false)),
             ignored,
             censored: no_log,
             diff: None,

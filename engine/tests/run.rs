@@ -1,0 +1,284 @@
+//! End-to-end tests: the real `play` binary on real playbooks over the local connection.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Run `play` in `dir` with plain (uncoloured) output.
+fn play(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_play"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("ANSIBLE_INVENTORY")
+        .env_remove("PLAY_CONFIG")
+        .output()
+        .expect("play runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The PLAY RECAP line of one host.
+fn recap_line(out: &str, host: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(&format!("{host} ")) && l.contains(" : ok="))
+        .unwrap_or_else(|| panic!("no recap line for {host} in:\n{out}"))
+        .trim_end()
+        .to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
+}
+
+fn normalise_timestamps(s: &str) -> String {
+    let re = regex::Regex::new(r#""delta": "[^"]*", "end": "[^"]*""#).expect("regex");
+    let s = re.replace_all(s, r#""delta": "DELTA", "end": "END""#);
+    let re = regex::Regex::new(r#""start": "[^"]*""#).expect("regex");
+    re.replace_all(&s, r#""start": "START""#).into_owned()
+}
+
+#[test]
+fn control_flow_output_matches_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures().join("conformance/flow.yml"),
+        dir.path().join("flow.yml"),
+    )
+    .expect("copy");
+    let out = play(dir.path(), &["-i", "localhost,", "-c", "local", "flow.yml"]);
+    let stdout = normalise_timestamps(&text(&out.stdout));
+    let expected =
+        std::fs::read_to_string(fixtures().join("conformance/flow.ansible.out")).expect("golden");
+    assert_eq!(stdout, expected, "stderr: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// The bench workload (a staging app server, ~40 tasks) on one local host: the recap counts
+/// are ansible-core 2.19's for the same inventory (`ansible_connection: local`).
+#[test]
+fn staging_workload_converges_like_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("workload");
+    copy_dir(&repo_root().join("bench/workload"), &work);
+    let base = dir.path().join("host h1");
+    let inventory = format!(
+        "all:\n  children:\n    staging:\n      hosts:\n        h1:\n          ansible_connection: local\n          base_dir: \"{}\"\n",
+        base.display()
+    );
+    std::fs::write(work.join("inventory.yml"), inventory).expect("inventory");
+
+    let check = play(&work, &["-i", "inventory.yml", "site.yml", "--check"]);
+    assert!(
+        !base.join("etc").exists(),
+        "check mode created files:\n{}",
+        text(&check.stdout)
+    );
+
+    let first = play(&work, &["-i", "inventory.yml", "site.yml"]);
+    let first_out = text(&first.stdout);
+    assert_eq!(
+        recap_line(&first_out, "h1"),
+        "h1                         : ok=38   changed=29   unreachable=0    failed=0    skipped=2    rescued=0    ignored=0",
+        "{first_out}\n{}",
+        text(&first.stderr)
+    );
+    let second = play(&work, &["-i", "inventory.yml", "site.yml"]);
+    let second_out = text(&second.stdout);
+    assert_eq!(
+        recap_line(&second_out, "h1"),
+        "h1                         : ok=35   changed=0    unreachable=0    failed=0    skipped=3    rescued=0    ignored=0",
+        "{second_out}"
+    );
+    assert_eq!(second.status.code(), Some(0));
+    let motd = std::fs::read_to_string(base.join("etc/motd")).expect("motd");
+    assert_eq!(motd, "h1 - staging shopapp server.\nManaged by configuration management; local changes will be lost.\n");
+}
+
+#[test]
+fn unknown_module_is_a_parse_error_naming_the_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("site.yml"), "- hosts: localhost\n  tasks:\n    - name: Copy the motd\n      copyy:\n        dest: /tmp/x\n").expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR! couldn't resolve module/action 'copyy'\n  --> site.yml:4:7 (task \"Copy the motd\")\n  |\n4 |       copyy:\n  |       ^\n  = did you mean 'copy'?\n"
+    );
+    assert!(out.stdout.is_empty(), "nothing runs: {}", text(&out.stdout));
+}
+
+#[test]
+fn yaml_syntax_error_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "- hosts: localhost\n  tasks:\n    - debug: {msg: [1, 2}\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["bad.yml"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("ERROR! YAML syntax error: "), "{err}");
+    assert!(err.contains("  --> bad.yml:3:"), "{err}");
+}
+
+#[test]
+fn a_playbook_that_cannot_load_runs_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("marker");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        format!(
+            "- hosts: localhost\n  tasks:\n    - file: path={} state=touch\n- import_playbook: missing.yml\n",
+            marker.display()
+        ),
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!marker.exists());
+    assert!(
+        text(&out.stderr).contains("missing.yml could not be found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn missing_handler_is_refused_at_load_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: localhost\n  tasks:\n    - name: Touch\n      command: \"true\"\n      notify: restart app\n  handlers:\n    - name: restart ap\n      command: \"true\"\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR! The requested handler 'restart app' was not found in either the main handlers list nor in the listening handlers list\n  --> site.yml:4:7 (task \"Touch\")\n  |\n4 |       command: \"true\"\n  |       ^\n  = did you mean 'restart ap'?\n"
+    );
+}
+
+#[test]
+fn undefined_variable_fails_the_task_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("site.yml"), "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: Use it\n      debug:\n        msg: \"{{ nope }}\"\n").expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("fatal: [localhost]: FAILED! =>"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("'nope' is undefined"), "{stdout}");
+}
+
+#[test]
+fn unknown_limit_lists_the_nearest_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("hosts.ini"),
+        "[web]\nweb01 ansible_connection=local\nweb02 ansible_connection=local\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("site.yml"), "- hosts: all\n  tasks: []\n").expect("write");
+    let out = play(dir.path(), &["-i", "hosts.ini", "-l", "web03", "site.yml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("web03"), "{err}");
+    assert!(err.contains("web01") || err.contains("web02"), "{err}");
+}
+
+#[test]
+fn bad_extra_vars_is_a_bad_option() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: localhost\n  tasks: []\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-e", "@missing.yml", "site.yml"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+}
+
+#[test]
+fn quote_hostile_values_arrive_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hostile = "it's \"quoted\" $(touch pwned) `id` and\nnewline";
+    let target_dir = dir.path().join("dir with 'quotes' and $x");
+    let vars = serde_json::json!({"hostile": hostile, "target": format!("{}/file $(x).txt", target_dir.display())});
+    std::fs::write(dir.path().join("vars.json"), vars.to_string()).expect("vars");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - file: path=\"{{ target | dirname }}\" state=directory\n    - copy:\n        content: \"{{ hostile }}\"\n        dest: \"{{ target }}\"\n    - command:\n        argv: [printf, '%s', \"{{ hostile }}\"]\n      register: printed\n    - assert:\n        that: printed.stdout == hostile\n    - shell: cat {{ target | quote }}\n      register: catted\n    - assert:\n        that: catted.stdout == hostile\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "-e", "@vars.json", "site.yml"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let written = std::fs::read_to_string(target_dir.join("file $(x).txt")).expect("written");
+    assert_eq!(written, hostile);
+    assert!(!dir.path().join("pwned").exists());
+}
+
+#[test]
+fn list_tasks_and_hosts_match_ansible_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "- name: demo play\n  hosts: localhost\n  tasks:\n    - name: say\n      debug: msg=hi\n    - name: tagged\n      debug: msg=hi\n      tags: [b, a]\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["p.yml", "--list-tasks", "--list-hosts"]);
+    assert_eq!(
+        text(&out.stdout),
+        "\nplaybook: p.yml\n\n  play #1 (localhost): demo play\tTAGS: []\n    pattern: ['localhost']\n    hosts (1):\n      localhost\n    tasks:\n      say\tTAGS: []\n      tagged\tTAGS: [a, b]\n"
+    );
+}
+
+#[test]
+fn json_output_has_one_event_per_host_and_task() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - command: echo hi\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "--output", "json", "p.yml"]);
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let result = events
+        .iter()
+        .find(|e| e["event"] == "host_result")
+        .expect("a result");
+    assert_eq!(result["status"], "changed");
+    assert_eq!(result["result"]["stdout"], "hi");
+    assert_eq!(events.last().expect("events")["event"], "recap");
+}
