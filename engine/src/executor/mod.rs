@@ -87,6 +87,10 @@ pub(crate) struct PlayCtx<'a> {
     pub hosts: Vec<String>,
     pub states: Vec<Mutex<HostRun>>,
     pub end_play: AtomicBool,
+    /// The hosts of this batch, and those of them not failed (`ansible_play_hosts`), kept
+    /// here so that reading them never takes a host's lock.
+    pub batch: Vec<String>,
+    pub live: RwLock<Vec<String>>,
     pub check: bool,
     pub diff: bool,
 }
@@ -293,6 +297,8 @@ impl Runner {
             hosts: all_hosts.to_vec(),
             states,
             end_play: AtomicBool::new(false),
+            batch: batch.to_vec(),
+            live: RwLock::new(batch.to_vec()),
             check,
             diff,
         };
@@ -357,6 +363,23 @@ impl Runner {
         }
     }
 
+    /// Recompute `ansible_play_hosts` (called between tasks, when no worker holds a host lock).
+    fn refresh_live(&self, ctx: &PlayCtx<'_>) {
+        let live: Vec<String> = ctx
+            .states
+            .iter()
+            .filter_map(|s| {
+                s.lock()
+                    .ok()
+                    .filter(|s| !s.failed && !s.unreachable)
+                    .map(|s| s.name.clone())
+            })
+            .collect();
+        if let Ok(mut l) = ctx.live.write() {
+            *l = live;
+        }
+    }
+
     /// Hosts of `hosts` that can still run tasks.
     fn active(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) -> Vec<usize> {
         hosts
@@ -388,6 +411,7 @@ impl Runner {
             if active.is_empty() {
                 return;
             }
+            self.refresh_live(ctx);
             if t.block.is_some() {
                 self.run_block(ctx, t, &active, params, handler);
                 continue;
@@ -660,27 +684,11 @@ impl Runner {
         if let Some(dir) = self.inventory.inventory_dir(host) {
             m.insert("inventory_dir".into(), Value::String(abs(&dir)));
         }
-        let batch: Vec<String> = ctx
-            .states
-            .iter()
-            .filter_map(|s| s.lock().ok().map(|s| s.name.clone()))
-            .collect();
         m.insert("ansible_play_hosts_all".into(), strs(&ctx.hosts));
-        let live: Vec<String> = ctx
-            .hosts
-            .iter()
-            .filter(|h| {
-                ctx.states.iter().all(|s| {
-                    s.try_lock()
-                        .map(|s| &s.name != *h || (!s.failed && !s.unreachable))
-                        .unwrap_or(true)
-                })
-            })
-            .cloned()
-            .collect();
+        let live = ctx.live.read().map(|l| l.clone()).unwrap_or_default();
         m.insert("ansible_play_hosts".into(), strs(&live));
         m.insert("play_hosts".into(), strs(&live));
-        m.insert("ansible_play_batch".into(), strs(&batch));
+        m.insert("ansible_play_batch".into(), strs(&ctx.batch));
         m.insert(
             "ansible_play_name".into(),
             Value::String(ctx.play.name.clone()),

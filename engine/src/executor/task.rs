@@ -143,8 +143,8 @@ impl Runner {
         params: &Map<String, Value>,
         handler: bool,
     ) {
-        self.report
-            .task_start(&self.task_title(ctx, t, hosts), handler);
+        let title = self.task_title(ctx, t, hosts);
+        self.report.task_start(&title, handler);
         let run_once = t
             .keyword("run_once")
             .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
@@ -153,15 +153,25 @@ impl Runner {
         } else {
             hosts.to_vec()
         };
+        let bar = self.report.progress(&title, runners.len());
         let mut results: Vec<(usize, Vec<HostLine>)> = self.pool.install(|| {
             runners
                 .par_iter()
-                .map(|&i| match ctx.states[i].lock() {
-                    Ok(mut st) => (i, self.run_on_host(ctx, t, &mut st, params)),
-                    Err(_) => (i, Vec::new()),
+                .map(|&i| {
+                    let lines = match ctx.states[i].lock() {
+                        Ok(mut st) => self.run_on_host(ctx, t, &mut st, params),
+                        Err(_) => Vec::new(),
+                    };
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                    (i, lines)
                 })
                 .collect()
         });
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
         results.sort_by_key(|(i, _)| *i);
         // run_once: the other hosts get the same registered result and facts, as in Ansible.
         if run_once && hosts.len() > 1 {

@@ -124,6 +124,26 @@ impl Reporter {
         }
     }
 
+    /// A progress bar for a task running on several hosts, when a person is watching
+    /// (text output to a terminal, NO_COLOR unset); `None` otherwise.
+    pub fn progress(&self, task: &str, hosts: usize) -> Option<indicatif::ProgressBar> {
+        if self.format != Format::Text || !self.color || hosts < 2 {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(hosts as u64),
+            indicatif::ProgressDrawTarget::stdout(),
+        );
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{pos}/{len} hosts] {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(task.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(bar)
+    }
+
     pub fn play_start(&self, name: &str) {
         if let Ok(mut p) = self.play.lock() {
             *p = name.to_string();
