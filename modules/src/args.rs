@@ -22,6 +22,47 @@ pub fn parse<T: DeserializeOwned>(module: &str, args: &Map) -> Result<T, ModuleE
     T::deserialize(lenient).map_err(|e: ArgError| ModuleError::Args(e.0))
 }
 
+/// The argument names an `...Args` struct accepts (aliases included), so the engine can
+/// refuse a misspelt argument when the playbook loads, before anything runs.
+pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe;
+    #[derive(Debug)]
+    struct Found(&'static [&'static str]);
+    impl std::fmt::Display for Found {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("probe")
+        }
+    }
+    impl std::error::Error for Found {}
+    impl de::Error for Found {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Found(&[])
+        }
+    }
+    impl<'de> de::Deserializer<'de> for Probe {
+        type Error = Found;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(&[]))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
+            Err(Found(fields))
+        }
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Probe) {
+        Err(Found(fields)) => fields,
+        Ok(_) => &[],
+    }
+}
+
 /// Ansible's truth values for booleans given as strings or numbers.
 pub fn ansible_bool(value: &Value) -> Option<bool> {
     match value {
@@ -413,6 +454,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "Unsupported parameters for (demo) module: crate. Supported parameters include: create, dest, mode, names, path, port, state. Did you mean 'create'?"
+        );
+    }
+
+    #[test]
+    fn field_names_include_aliases() {
+        let names = field_names::<DemoArgs>();
+        assert!(
+            names.contains(&"path") && names.contains(&"dest") && names.contains(&"state"),
+            "{names:?}"
         );
     }
 

@@ -197,6 +197,11 @@ pub trait Module: Send + Sync {
     fn supports_check(&self) -> bool {
         true
     }
+    /// Every argument name the module accepts (aliases included), for load-time checks;
+    /// usually `args::field_names::<XxxArgs>()`. Empty: not checked when loading.
+    fn arg_names(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError>;
 }
 

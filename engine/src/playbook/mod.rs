@@ -774,6 +774,38 @@ impl Loader {
             }
         }
 
+        // Misspelt arguments are refused now, before anything runs (keys are never templated).
+        if let Some(module) = modules::lookup(&short)
+            .filter(|_| !ENGINE_ACTIONS.contains(&short.as_str()) || short == "copy")
+        {
+            let names = module.arg_names();
+            if !names.is_empty() {
+                let unknown: Vec<&str> = args
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !k.starts_with('_') && !names.contains(k))
+                    .collect();
+                if let Some(first) = unknown.first() {
+                    let mut supported: Vec<&str> = names
+                        .iter()
+                        .copied()
+                        .filter(|n| !n.starts_with('_'))
+                        .collect();
+                    supported.sort_unstable();
+                    let mut d = err(&span, format!(
+                        "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
+                        short,
+                        unknown.join(", "),
+                        supported.join(", ")
+                    ));
+                    if let Some(near) = modules::did_you_mean(first, supported.iter().copied()) {
+                        d = d.note(format!("did you mean '{near}'?"));
+                    }
+                    return Err(with_task(d));
+                }
+            }
+        }
+
         // Static imports are expanded here, with this task's keywords applied to each task.
         if short == "import_tasks" {
             let Some(file) = args
