@@ -178,6 +178,19 @@ impl Runner {
             self.share_run_once(ctx, t, hosts);
         }
         let lines: Vec<HostLine> = results.into_iter().flat_map(|(_, l)| l).collect();
+        if let Some(failed) = lines
+            .iter()
+            .find(|l| l.status == Status::Failed && !l.ignored)
+        {
+            let msg = match (failed.censored, failed.result.get("msg")) {
+                (false, Some(Value::String(m))) => m.clone(),
+                _ => "see the task result".to_string(),
+            };
+            let d = crate::error::Diagnostic::new(format!("Task failed: {msg}"))
+                .at(t.span.clone())
+                .in_task(title.clone());
+            self.report.task_error(&d.render());
+        }
         self.report.host_lines(&lines);
         for &i in hosts {
             if let Ok(st) = ctx.states[i].lock() {

@@ -181,6 +181,13 @@ impl Reporter {
         }
     }
 
+    /// A failed task's place in the playbook, on stderr (as ansible-core 2.19's `[ERROR]: Task failed`).
+    pub fn task_error(&self, text: &str) {
+        if self.format == Format::Text {
+            eprint!("{}", self.paint(text, "0;31"));
+        }
+    }
+
     /// Print one task's lines for all hosts at once, in the order given.
     pub fn host_lines(&self, lines: &[HostLine]) {
         let mut text = String::new();
