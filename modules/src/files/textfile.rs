@@ -621,6 +621,17 @@ fn parent_dir(path: &str) -> &str {
     }
 }
 
+/// The `(content)` diff Ansible's text modules show, from `pyre::decode`d text (bytes that
+/// are not UTF-8 are shown as U+FFFD).
+pub fn content_diff(path: &str, before: &str, after: &str) -> FileDiff {
+    let lossy = |text: &str| String::from_utf8_lossy(&super::pyre::encode(text)).into_owned();
+    let header = format!("{path} (content)");
+    let mut d = crate::diff::file_diff(path, &lossy(before), &lossy(after));
+    d.before_header = header.clone();
+    d.after_header = header;
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,5 +698,80 @@ mod tests {
         assert_eq!(parent_dir("/a"), "/");
         assert_eq!(parent_dir("a"), ".");
         assert_eq!(parent_dir("a/b"), "a");
+    }
+}
+
+/// Running a text module against a real file in a tempdir, for the three modules' tests.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use crate::local::LocalHost;
+    use crate::{Ctx, Map, Module, ModuleError, Outcome, Value};
+
+    /// Run `module` once with `args` (a JSON object) on `path`.
+    pub fn run(
+        module: &dyn Module,
+        path: &str,
+        args: &str,
+        check: bool,
+        diff: bool,
+    ) -> Result<Outcome, ModuleError> {
+        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
+        map.insert("path".into(), Value::from(path));
+        let facts = Map::new();
+        let mut host = LocalHost::new("localhost");
+        let mut ctx = Ctx {
+            host: &mut host,
+            check,
+            diff,
+            facts: &facts,
+        };
+        module.run(&mut ctx, &map)
+    }
+
+    /// One case recorded from ansible-core 2.19: the file before (None: missing), the
+    /// arguments, the file after, and the result Ansible printed (without `invocation`,
+    /// `diff` and `warnings`). Runs the module and compares all of it.
+    pub fn check_against_ansible(
+        module: &dyn Module,
+        case: usize,
+        before: Option<&[u8]>,
+        args: &str,
+        after: Option<&[u8]>,
+        expected: &str,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.txt");
+        if let Some(before) = before {
+            std::fs::write(&path, before).expect("write");
+        }
+        let path_str = path.to_str().expect("utf-8 path");
+        let expected: Map = serde_json::from_str(&expected.replace("PATH", path_str))
+            .expect("expected is a JSON object");
+        let ours = match run(module, path_str, args, false, false) {
+            Ok(outcome) => {
+                let mut result = outcome.to_result();
+                for key in ["failed", "warnings", "diff"] {
+                    result.remove(key);
+                }
+                result
+            }
+            Err(e) => {
+                let mut m = Map::new();
+                m.insert("changed".into(), false.into());
+                m.insert("msg".into(), e.to_string().into());
+                m
+            }
+        };
+        let mut ours_sorted: Vec<_> = ours.iter().collect();
+        ours_sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let mut expected_sorted: Vec<_> = expected.iter().collect();
+        expected_sorted.sort_by(|a, b| a.0.cmp(b.0));
+        assert_eq!(ours_sorted, expected_sorted, "case {case}: {args}");
+        let on_disk = std::fs::read(&path).ok();
+        assert_eq!(
+            on_disk.as_deref().map(String::from_utf8_lossy),
+            after.map(String::from_utf8_lossy),
+            "case {case}: {args}"
+        );
     }
 }
