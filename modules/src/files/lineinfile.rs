@@ -446,7 +446,7 @@ impl Module for LineInFile {
             }
         }
         // Ansible stops here in check mode for a file it would create.
-        if !(ctx.check && !exists) {
+        if !ctx.check || exists {
             let changes = wanted.changes(&file.attrs, file.user.umask);
             if changes.any() {
                 if !content_changed && !ctx.check {
@@ -476,12 +476,12 @@ impl Module for LineInFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::textfile::testkit::{check_against_ansible, run};
+    use crate::files::textfile::testkit::{check_against_ansible, run, RecordedCase};
 
     /// Recorded from `ansible localhost -c local -m lineinfile -a '{json}'` (ansible-core
     /// 2.19): content before, arguments, content after, result.
     #[rustfmt::skip]
-    const ANSIBLE_CASES: &[(Option<&[u8]>, &str, Option<&[u8]>, &str)] = &[
+    const ANSIBLE_CASES: &[RecordedCase] = &[
     (Some(b"a\nb\n"), r#"{"line": "c"}"#, Some(b"a\nb\nc\n"), r#"{"backup": "", "changed": true, "msg": "line added"}"#),
     (Some(b"a\nb"), r#"{"line": "c"}"#, Some(b"a\nb\nc\n"), r#"{"backup": "", "changed": true, "msg": "line added"}"#),
     (Some(b""), r#"{"line": "c"}"#, Some(b"c\n"), r#"{"backup": "", "changed": true, "msg": "line added"}"#),
@@ -544,5 +544,340 @@ mod tests {
         for (i, (before, args, after, expected)) in ANSIBLE_CASES.iter().enumerate() {
             check_against_ansible(&LineInFile, i, *before, args, *after, expected);
         }
+    }
+
+    fn mode_of(path: &std::path::Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn first_run_changes_second_is_ok_check_mode_touches_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conf");
+        std::fs::write(&path, "a=1\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let args = r#"{"regexp": "^b=", "line": "b=2"}"#;
+
+        let checked = run(&LineInFile, p, args, true, true).expect("runs");
+        assert!(checked.changed);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a=1\n");
+        assert_eq!(checked.diffs.len(), 1);
+        assert_eq!(checked.diffs[0].before, "a=1\n");
+        assert_eq!(checked.diffs[0].after, "a=1\nb=2\n");
+        assert_eq!(checked.diffs[0].before_header, format!("{p} (content)"));
+
+        let first = run(&LineInFile, p, args, false, false).expect("runs");
+        assert!(first.changed);
+        assert_eq!(first.msg.as_deref(), Some("line added"));
+        assert!(first.diffs.is_empty(), "no diff unless asked");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a=1\nb=2\n");
+
+        let second = run(&LineInFile, p, args, false, true).expect("runs");
+        assert!(!second.changed);
+        assert_eq!(second.msg.as_deref(), Some(""));
+        let third = run(&LineInFile, p, args, true, false).expect("runs");
+        assert!(!third.changed);
+    }
+
+    #[test]
+    fn hostile_paths_and_lines_arrive_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a 'b' \"c\" $(touch x) `id`\nz.conf");
+        let p = path.to_str().expect("utf-8");
+        let line = "say '$(rm -rf /)' \"`id`\" \\ \\n $HOME";
+        let args = serde_json::json!({"line": line, "create": true}).to_string();
+        let out = run(&LineInFile, p, &args, false, false).expect("runs");
+        assert!(out.changed);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            format!("{line}\n")
+        );
+        assert!(!dir.path().join("x").exists(), "nothing was run");
+        let again = run(&LineInFile, p, &args, false, false).expect("runs");
+        assert!(!again.changed);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latin1");
+        std::fs::write(&path, b"caf\xe9=1\nkey=old\n\xff\xfe\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"regexp": "^key=", "line": "key=new"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.changed);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"caf\xe9=1\nkey=new\n\xff\xfe\n"
+        );
+        // A backreference carries the raw bytes along.
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"regexp": "^caf(.)=1", "line": "cafe\\1=2", "backrefs": true}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.changed);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"cafe\xe9=2\nkey=new\n\xff\xfe\n"
+        );
+    }
+
+    #[test]
+    fn missing_file_and_directory_fail_as_ansible() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope");
+        let m = missing.to_str().expect("utf-8");
+        let out = run(&LineInFile, m, r#"{"line": "x"}"#, false, false).expect("runs");
+        assert!(out.failed);
+        assert_eq!(out.msg, Some(format!("Destination {m} does not exist !")));
+        assert_eq!(out.result.get("rc"), Some(&Value::from(257)));
+
+        let d = dir.path().to_str().expect("utf-8");
+        let out = run(&LineInFile, d, r#"{"line": "x"}"#, false, false).expect("runs");
+        assert!(out.failed);
+        assert_eq!(out.msg, Some(format!("Path {d} is a directory !")));
+        assert_eq!(out.result.get("rc"), Some(&Value::from(256)));
+
+        let err = run(
+            &LineInFile,
+            m,
+            r#"{"line": "x", "regexp": "("}"#,
+            false,
+            false,
+        )
+        .expect_err("bad regex");
+        assert!(
+            err.to_string()
+                .starts_with("Unable to compile regular expression '(':"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn create_makes_parent_directories_but_not_in_check_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new/sub/file");
+        let p = path.to_str().expect("utf-8");
+        let args = r#"{"line": "x", "create": true, "mode": "0640"}"#;
+        let checked = run(&LineInFile, p, args, true, true).expect("runs");
+        assert!(checked.changed);
+        assert_eq!(checked.msg.as_deref(), Some("line added"));
+        assert!(!dir.path().join("new").exists());
+        let out = run(&LineInFile, p, args, false, false).expect("runs");
+        assert!(out.changed);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "x\n");
+        assert_eq!(mode_of(&path), 0o640);
+        assert!(
+            !run(&LineInFile, p, args, false, false)
+                .expect("runs")
+                .changed
+        );
+    }
+
+    #[test]
+    fn mode_is_kept_on_rewrite_and_changed_when_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o604))
+            .expect("chmod");
+        run(&LineInFile, p, r#"{"line": "b"}"#, false, false).expect("runs");
+        assert_eq!(mode_of(&path), 0o604, "a rewrite keeps the mode");
+
+        // Only the mode differs: changed, with Ansible's message, and the attribute diff.
+        let args = r#"{"line": "b", "mode": "u=rw,go="}"#;
+        let checked = run(&LineInFile, p, args, true, true).expect("runs");
+        assert!(checked.changed);
+        assert_eq!(
+            checked.msg.as_deref(),
+            Some("ownership, perms or SE linux context changed")
+        );
+        assert_eq!(mode_of(&path), 0o604);
+        assert_eq!(checked.diffs[1].before, "{\n    \"mode\": \"0604\"\n}\n");
+        assert_eq!(checked.diffs[1].after, "{\n    \"mode\": \"0600\"\n}\n");
+        let out = run(&LineInFile, p, args, false, false).expect("runs");
+        assert!(out.changed);
+        assert_eq!(mode_of(&path), 0o600);
+        assert!(
+            !run(&LineInFile, p, args, false, false)
+                .expect("runs")
+                .changed
+        );
+
+        // Content and mode together.
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "c", "mode": 420}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert_eq!(
+            out.msg.as_deref(),
+            Some("line added and ownership, perms or SE linux context changed")
+        );
+        assert_eq!(mode_of(&path), 0o644);
+    }
+
+    #[test]
+    fn backup_keeps_the_old_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "old\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"regexp": "^old", "line": "new", "backup": true}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        let backup = out
+            .result
+            .get("backup")
+            .and_then(Value::as_str)
+            .expect("backup path");
+        assert!(
+            backup.starts_with(&format!("{p}.")) && backup.ends_with('~'),
+            "{backup}"
+        );
+        assert_eq!(std::fs::read_to_string(backup).expect("backup"), "old\n");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
+        // Unchanged: no backup.
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"regexp": "^new", "line": "new", "backup": true}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert_eq!(out.result.get("backup"), Some(&Value::from("")));
+    }
+
+    #[test]
+    fn validate_runs_on_the_new_content_before_it_replaces_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let refused = run(
+            &LineInFile,
+            p,
+            r#"{"line": "bad", "validate": "sh -c '! grep -q bad \"$0\" || { echo no bad >&2; exit 3; }' %s"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(refused.failed);
+        assert_eq!(
+            refused.msg.as_deref(),
+            Some("failed to validate: rc:3 error:no bad\n")
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a\n");
+        let accepted = run(
+            &LineInFile,
+            p,
+            r#"{"line": "good", "validate": "grep -q good %s"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(accepted.changed && !accepted.failed, "{accepted:?}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a\ngood\n");
+    }
+
+    #[test]
+    fn symlinks_are_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("real");
+        let link = dir.path().join("link");
+        std::fs::write(&target, "a\n").expect("write");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let out = run(
+            &LineInFile,
+            link.to_str().expect("utf-8"),
+            r#"{"line": "b"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.changed);
+        assert!(std::fs::symlink_metadata(&link)
+            .expect("lstat")
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "a\nb\n");
+    }
+
+    #[test]
+    fn absent_reports_found_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "keep\ndrop 1\nkeep too\ndrop 2").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let args = r#"{"regexp": "^drop", "state": "absent"}"#;
+        let checked = run(&LineInFile, p, args, true, false).expect("runs");
+        assert!(checked.changed);
+        assert_eq!(checked.msg.as_deref(), Some("2 line(s) removed"));
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "keep\ndrop 1\nkeep too\ndrop 2"
+        );
+        let out = run(&LineInFile, p, args, false, false).expect("runs");
+        assert_eq!(out.result.get("found"), Some(&Value::from(2)));
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "keep\nkeep too\n"
+        );
+        let again = run(&LineInFile, p, args, false, false).expect("runs");
+        assert!(!again.changed);
+        assert_eq!(again.result.get("found"), Some(&Value::from(0)));
+    }
+
+    #[test]
+    fn insertafter_on_a_last_line_without_newline_does_not_glue_lines() {
+        let spec_re = pyre::compile("^a", false, false).expect("compiles");
+        let spec = PresentSpec {
+            line: "x",
+            matcher: None,
+            insert: Insert::After(&spec_re),
+            backrefs: false,
+            firstmatch: false,
+        };
+        let edit = present("a", &spec).expect("runs");
+        assert_eq!(edit.content, "a\nx\n");
+        assert_eq!(edit.msg, "line added");
+    }
+
+    #[test]
+    fn unknown_arguments_are_refused() {
+        let err = run(
+            &LineInFile,
+            "/nonexistent",
+            r#"{"line": "x", "lin": "y"}"#,
+            false,
+            false,
+        )
+        .expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("Unsupported parameters for (lineinfile) module: lin."),
+            "{err}"
+        );
     }
 }

@@ -707,6 +707,14 @@ pub(crate) mod testkit {
     use crate::local::LocalHost;
     use crate::{Ctx, Map, Module, ModuleError, Outcome, Value};
 
+    /// Content before (None: missing), arguments, content after, Ansible's result.
+    pub type RecordedCase = (
+        Option<&'static [u8]>,
+        &'static str,
+        Option<&'static [u8]>,
+        &'static str,
+    );
+
     /// Run `module` once with `args` (a JSON object) on `path`.
     pub fn run(
         module: &dyn Module,
