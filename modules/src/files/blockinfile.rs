@@ -307,7 +307,7 @@ impl Module for BlockInFile {
         }
         .to_string();
         let mut outcome = Outcome::changed(content_changed);
-        if ctx.diff {
+        if ctx.diff && content_changed {
             outcome
                 .diffs
                 .push(textfile::content_diff(&a.path, &before, &after));
@@ -351,7 +351,9 @@ impl Module for BlockInFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::textfile::testkit::{check_against_ansible, run, RecordedCase};
+    use crate::files::textfile::testkit::{
+        check_against_ansible, count_round_trips, run, RecordedCase,
+    };
 
     /// Recorded from `ansible localhost -c local -m blockinfile -a '{json}'` (ansible-core
     /// 2.19): content before, arguments, content after, result.
@@ -533,5 +535,19 @@ mod tests {
         let out = run(&BlockInFile, &m, r#"{"block": "x"}"#, false, false).expect("runs");
         assert!(out.failed);
         assert_eq!(out.msg, Some(format!("Path {m} does not exist !")));
+    }
+
+    #[test]
+    fn round_trips_one_exec_when_ok_one_exec_and_a_put_when_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let (changed, execs, puts) = count_round_trips(&BlockInFile, p, r#"{"block": "x"}"#);
+        assert!(changed.changed);
+        assert_eq!((execs, puts), (1, 1));
+        let (ok, execs, puts) = count_round_trips(&BlockInFile, p, r#"{"block": "x"}"#);
+        assert!(!ok.changed);
+        assert_eq!((execs, puts), (1, 0));
     }
 }

@@ -428,7 +428,7 @@ impl Module for LineInFile {
         };
         let content_changed = after != before;
         let mut outcome = Outcome::changed(content_changed);
-        if ctx.diff {
+        if ctx.diff && content_changed {
             outcome
                 .diffs
                 .push(textfile::content_diff(&a.path, &before, &after));
@@ -476,7 +476,9 @@ impl Module for LineInFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::textfile::testkit::{check_against_ansible, run, RecordedCase};
+    use crate::files::textfile::testkit::{
+        check_against_ansible, count_round_trips, run, RecordedCase,
+    };
 
     /// Recorded from `ansible localhost -c local -m lineinfile -a '{json}'` (ansible-core
     /// 2.19): content before, arguments, content after, result.
@@ -705,8 +707,8 @@ mod tests {
             Some("ownership, perms or SE linux context changed")
         );
         assert_eq!(mode_of(&path), 0o604);
-        assert_eq!(checked.diffs[1].before, "{\n    \"mode\": \"0604\"\n}\n");
-        assert_eq!(checked.diffs[1].after, "{\n    \"mode\": \"0600\"\n}\n");
+        assert_eq!(checked.diffs[0].before, "{\n    \"mode\": \"0604\"\n}\n");
+        assert_eq!(checked.diffs[0].after, "{\n    \"mode\": \"0600\"\n}\n");
         let out = run(&LineInFile, p, args, false, false).expect("runs");
         assert!(out.changed);
         assert_eq!(mode_of(&path), 0o600);
@@ -878,6 +880,119 @@ mod tests {
             err.to_string()
                 .starts_with("Unsupported parameters for (lineinfile) module: lin."),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn round_trips_one_exec_when_ok_one_exec_and_a_put_when_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let (changed, execs, puts) = count_round_trips(&LineInFile, p, r#"{"line": "x"}"#);
+        assert!(changed.changed);
+        assert_eq!((execs, puts), (1, 1));
+        let (ok, execs, puts) = count_round_trips(&LineInFile, p, r#"{"line": "x"}"#);
+        assert!(!ok.changed);
+        assert_eq!((execs, puts), (1, 0));
+    }
+
+    #[test]
+    fn a_rewrite_as_root_keeps_the_files_owner_and_group() {
+        let uid = current_uid();
+        if uid != 0 {
+            return; // Only root can hand files to other users.
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("owned");
+        std::fs::write(&path, "a\n").expect("write");
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
+        let p = path.to_str().expect("utf-8");
+        assert!(
+            run(&LineInFile, p, r#"{"line": "b"}"#, false, false)
+                .expect("runs")
+                .changed
+        );
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&path).expect("stat");
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        // And an explicit owner wins, reported like Ansible.
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "b", "owner": "root", "group": "0"}"#,
+            false,
+            true,
+        )
+        .expect("runs");
+        assert_eq!(
+            out.msg.as_deref(),
+            Some("ownership, perms or SE linux context changed")
+        );
+        let meta = std::fs::metadata(&path).expect("stat");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0));
+        assert!(
+            !run(
+                &LineInFile,
+                p,
+                r#"{"line": "b", "owner": "0", "group": "root"}"#,
+                false,
+                false
+            )
+            .expect("runs")
+            .changed
+        );
+    }
+
+    /// The current uid, read the way a target would report it.
+    fn current_uid() -> u32 {
+        let out = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(u32::MAX)
+    }
+
+    /// A local host whose shell has HOME set to a tempdir.
+    struct HomeHost(crate::local::LocalHost, String);
+
+    impl crate::Host for HomeHost {
+        fn name(&self) -> &str {
+            "localhost"
+        }
+        fn exec(&mut self, cmd: &crate::Cmd) -> Result<crate::Output, crate::HostError> {
+            self.0.exec(&cmd.clone().env("HOME", self.1.clone()))
+        }
+        fn put(&mut self, d: &[u8], p: &str, a: &crate::FileAttrs) -> Result<(), crate::HostError> {
+            self.0.put(d, p, a)
+        }
+        fn get(&mut self, p: &str) -> Result<Vec<u8>, crate::HostError> {
+            self.0.get(p)
+        }
+    }
+
+    #[test]
+    fn a_leading_tilde_is_the_remote_users_home() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("rc"), "a\n").expect("write");
+        let home = dir.path().to_str().expect("utf-8").to_string();
+        let mut host = HomeHost(crate::local::LocalHost::new("localhost"), home);
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check: false,
+            diff: false,
+            facts: &facts,
+        };
+        let args: Map = serde_json::from_str(r#"{"path": "~/rc", "line": "b"}"#).expect("json");
+        let out = LineInFile.run(&mut ctx, &args).expect("runs");
+        assert!(out.changed);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("rc")).expect("read"),
+            "a\nb\n"
         );
     }
 }

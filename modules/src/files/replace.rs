@@ -249,7 +249,9 @@ impl Module for Replace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::textfile::testkit::{check_against_ansible, run, RecordedCase};
+    use crate::files::textfile::testkit::{
+        check_against_ansible, count_round_trips, run, RecordedCase,
+    };
 
     /// Recorded from `ansible localhost -c local -m replace -a '{json}'` (ansible-core
     /// 2.19): content before, arguments, content after, result.
@@ -386,5 +388,21 @@ mod tests {
             err.to_string(),
             "encoding utf-16 is not supported here: use utf-8 or latin-1"
         );
+    }
+
+    #[test]
+    fn round_trips_one_exec_when_ok_one_exec_and_a_put_when_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let (changed, execs, puts) =
+            count_round_trips(&Replace, p, r#"{"regexp": "^a$", "replace": "x"}"#);
+        assert!(changed.changed);
+        assert_eq!((execs, puts), (1, 1));
+        let (ok, execs, puts) =
+            count_round_trips(&Replace, p, r#"{"regexp": "^a$", "replace": "x"}"#);
+        assert!(!ok.changed);
+        assert_eq!((execs, puts), (1, 0));
     }
 }

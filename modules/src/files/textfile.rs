@@ -705,7 +705,57 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod testkit {
     use crate::local::LocalHost;
-    use crate::{Ctx, Map, Module, ModuleError, Outcome, Value};
+    use crate::Value;
+    use crate::{Cmd, Ctx, FileAttrs, Host, HostError, Map, Module, ModuleError, Outcome, Output};
+
+    /// A local host that counts round trips.
+    pub struct CountingHost {
+        inner: LocalHost,
+        pub execs: usize,
+        pub puts: usize,
+    }
+
+    impl Host for CountingHost {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn exec(&mut self, cmd: &Cmd) -> Result<Output, HostError> {
+            self.execs += 1;
+            self.inner.exec(cmd)
+        }
+        fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError> {
+            self.puts += 1;
+            self.inner.put(data, dest, attrs)
+        }
+        fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError> {
+            self.execs += 1;
+            self.inner.get(path)
+        }
+    }
+
+    /// Run like `run` and return (outcome, execs, puts).
+    pub fn count_round_trips(
+        module: &dyn Module,
+        path: &str,
+        args: &str,
+    ) -> (Outcome, usize, usize) {
+        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
+        map.insert("path".into(), Value::from(path));
+        let facts = Map::new();
+        let mut host = CountingHost {
+            inner: LocalHost::new("localhost"),
+            execs: 0,
+            puts: 0,
+        };
+        let mut ctx = Ctx {
+            host: &mut host,
+            check: false,
+            diff: true,
+            facts: &facts,
+        };
+        let outcome = module.run(&mut ctx, &map).expect("module runs");
+        (outcome, host.execs, host.puts)
+    }
 
     /// Content before (None: missing), arguments, content after, Ansible's result.
     pub type RecordedCase = (
