@@ -389,6 +389,9 @@ fn octal_char(digits: &str) -> char {
 /// Python's `re.subn(regex, template, text)`: every match replaced, left to right, and the
 /// number of replacements. As Python ≥ 3.7, an empty match right after a non-empty one is
 /// replaced too (`x*` on `abxd` gives `-a-b--d-`), but never two empty matches at one place.
+/// Where Python, refusing a second empty match at a position, would backtrack into a
+/// non-empty alternative at that same position (`x*|a`), the search here moves on one
+/// character instead.
 pub fn subn(regex: &Regex, template: &Template, text: &str) -> Result<(String, usize), String> {
     let mut out = String::with_capacity(text.len());
     let mut count = 0;

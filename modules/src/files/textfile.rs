@@ -4,6 +4,11 @@
 //!
 //! Written to be swapped for the shared `files::common` helpers later: nothing in here knows
 //! which module uses it.
+//!
+//! Round trips: `read` is one exec. `write` is one `Host::put`, preceded by one exec only
+//! when something must happen first (a backup, missing parent directories, validation —
+//! which also puts the candidate into /tmp first). `apply_attrs` is one exec.
+//! Mode, owner and group are applied to the resolved path (through symlinks).
 
 use crate::cmd::Script;
 use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, ModuleError, Value};
@@ -457,8 +462,9 @@ pub fn write(
     let mut prepare = Script::new();
     let mut wants_output = false;
     if let Some(validate) = opts.validate {
-        // A fixed-name directory with plain characters, so `%s` inside a validator's own
-        // `sh -c '... %s'` cannot be broken by the destination's name.
+        // A temp path of plain characters in /tmp (as Ansible validates a copy in its own
+        // temp dir), so `%s` inside a validator's own `sh -c '... %s'` cannot be broken by
+        // a hostile destination name.
         let tmp = format!(
             "/tmp/.play-validate-{}-{}",
             std::process::id(),
