@@ -228,6 +228,9 @@ impl Module for BlockInFile {
     fn name(&self) -> &'static str {
         "blockinfile"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<BlockInFileArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, raw_args: &Map) -> Result<Outcome, ModuleError> {
         let a: BlockInFileArgs = args::parse("blockinfile", raw_args)?;

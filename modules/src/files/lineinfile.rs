@@ -288,6 +288,9 @@ impl Module for LineInFile {
     fn name(&self) -> &'static str {
         "lineinfile"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<LineInFileArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, raw_args: &Map) -> Result<Outcome, ModuleError> {
         let a: LineInFileArgs = args::parse("lineinfile", raw_args)?;

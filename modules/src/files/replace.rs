@@ -152,6 +152,9 @@ impl Module for Replace {
     fn name(&self) -> &'static str {
         "replace"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<ReplaceArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, raw_args: &Map) -> Result<Outcome, ModuleError> {
         let a: ReplaceArgs = args::parse("replace", raw_args)?;
