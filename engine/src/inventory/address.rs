@@ -91,9 +91,19 @@ pub(super) fn expand_host_pattern(pattern: &str) -> Result<(Vec<String>, Option<
     Ok((names, port))
 }
 
+/// More hosts than this from one name is almost surely a typo (`web[1:100000000]`);
+/// Ansible would try to build them all.
+const MAX_RANGE_HOSTS: usize = 1_000_000;
+
 /// `db[01:10:3]-[a:c]` → db01-a, db01-b, …; the first range is expanded, then the rest recursively.
 pub(super) fn expand_ranges(line: &str) -> Result<Vec<String>, String> {
-    let bad = |why: &str| format!("invalid host range in '{line}': {why}");
+    let mut hosts = Vec::new();
+    expand_into(line, line, &mut hosts)?;
+    Ok(hosts)
+}
+
+fn expand_into(original: &str, line: &str, hosts: &mut Vec<String>) -> Result<(), String> {
+    let bad = |why: &str| format!("invalid host range in '{original}': {why}");
     // Ansible replaces the first '[' and then the first ']' by '|' and splits on '|';
     // anything but three parts is a malformed range.
     let replaced = line.replacen('[', "|", 1).replacen(']', "|", 1);
@@ -154,7 +164,12 @@ pub(super) fn expand_ranges(line: &str) -> Result<Vec<String>, String> {
                 let e: i64 = end.trim().parse().map_err(|_| {
                     bad("begin and end must both be numbers or both single letters")
                 })?;
-                python_range(b, e + 1, step)
+                let stop = e
+                    .checked_add(1)
+                    .ok_or_else(|| bad("the end is too large"))?;
+                // One past the cap is enough to report it below without building them all.
+                python_range(b, stop, step)
+                    .take(MAX_RANGE_HOSTS + 1)
                     .map(|n| match width {
                         Some(w) => zero_fill(n, w),
                         None => n.to_string(),
@@ -163,28 +178,38 @@ pub(super) fn expand_ranges(line: &str) -> Result<Vec<String>, String> {
             }
         };
 
-    let mut hosts = Vec::new();
     for item in items {
         let name = format!("{head}{item}{tail}");
         if name.contains('[') {
-            hosts.extend(expand_ranges(&name)?);
+            expand_into(original, &name, hosts)?;
         } else {
             hosts.push(name);
         }
+        if hosts.len() > MAX_RANGE_HOSTS {
+            return Err(bad(&format!(
+                "it expands to more than {MAX_RANGE_HOSTS} hosts"
+            )));
+        }
     }
-    Ok(hosts)
+    Ok(())
 }
 
 /// Python's `range(start, stop, step)` (step is never zero here).
 fn python_range(start: i64, stop: i64, step: i64) -> impl Iterator<Item = i64> {
-    let mut next = start;
+    // `None` once stepping would overflow i64: the range ends there.
+    let mut next = Some(start);
     std::iter::from_fn(move || {
-        let more = if step > 0 { next < stop } else { next > stop };
-        more.then(|| {
-            let current = next;
-            next += step;
-            current
-        })
+        let current = next?;
+        let more = if step > 0 {
+            current < stop
+        } else {
+            current > stop
+        };
+        if !more {
+            return None;
+        }
+        next = current.checked_add(step);
+        Some(current)
     })
 }
 
@@ -260,5 +285,24 @@ mod tests {
         ] {
             assert!(expand_ranges(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn huge_and_overflowing_ranges_stop_cleanly() {
+        assert_eq!(
+            expand_ranges("h[0:1000]-[0:1000]"),
+            Err(
+                "invalid host range in 'h[0:1000]-[0:1000]': it expands to more than 1000000 hosts"
+                    .into()
+            )
+        );
+        assert_eq!(
+            expand_ranges("h[9223372036854775805:9223372036854775806]"),
+            Ok(vec![
+                "h9223372036854775805".to_string(),
+                "h9223372036854775806".to_string()
+            ])
+        );
+        assert!(expand_ranges("h[1:9223372036854775807]").is_err());
     }
 }

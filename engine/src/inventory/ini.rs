@@ -177,24 +177,28 @@ pub(super) fn parse(inventory: &mut Inventory, text: &str, path: &Path) -> Resul
     Ok(())
 }
 
-/// A group named earlier as a child is now declared: attach it to the parents that named it.
+/// A group named earlier as a child is now declared: attach it to the parents that named
+/// it, and in turn any of those parents that were waiting the same way.
 fn add_pending_children(
     inventory: &mut Inventory,
     name: &str,
     pending: &mut IndexMap<String, Pending>,
 ) -> Result<(), String> {
-    let Some(declaration) = pending.shift_remove(name) else {
-        return Ok(());
-    };
-    let child = inventory.ensure_group(name);
-    for parent in declaration.parents {
-        inventory.add_child_group(parent, child)?;
-        let parent_name = inventory.group_name(parent).to_string();
-        if pending
-            .get(&parent_name)
-            .is_some_and(|p| p.kind == Section::Children)
-        {
-            add_pending_children(inventory, &parent_name, pending)?;
+    let mut declared = vec![name.to_string()];
+    while let Some(name) = declared.pop() {
+        let Some(declaration) = pending.shift_remove(&name) else {
+            continue;
+        };
+        let child = inventory.ensure_group(&name);
+        for parent in declaration.parents {
+            inventory.add_child_group(parent, child)?;
+            let parent_name = inventory.group_name(parent).to_string();
+            if pending
+                .get(&parent_name)
+                .is_some_and(|p| p.kind == Section::Children)
+            {
+                declared.push(parent_name);
+            }
         }
     }
     Ok(())

@@ -89,6 +89,13 @@ impl Inventory {
             }
         }
         inventory.reconcile();
+        let clashes: Vec<String> = inventory
+            .hosts
+            .keys()
+            .filter(|name| inventory.groups.contains_key(*name))
+            .map(|name| format!("Found both group and host with same name: {name}"))
+            .collect();
+        inventory.warnings.extend(clashes);
         for base in vars_bases {
             let dir = VarsDir::open(&base, &mut inventory.warnings);
             inventory.inventory_vars.push(dir);
@@ -277,14 +284,21 @@ impl Inventory {
     // ----- building (used by the source parsers) -----
 
     fn ensure_group(&mut self, name: &str) -> usize {
-        match self.groups.get_index_of(name) {
-            Some(index) => index,
-            None => {
-                self.groups
-                    .insert_full(name.to_string(), Group::default())
-                    .0
-            }
+        if let Some(index) = self.groups.get_index_of(name) {
+            return index;
         }
+        // Ansible's default (TRANSFORM_INVALID_GROUP_CHARS=never) keeps such names but warns,
+        // since `groups.web-servers` can't be written in a template.
+        let invalid = name.starts_with(|c: char| c.is_numeric())
+            || name.contains(|c: char| !(c.is_alphanumeric() || c == '_'));
+        if invalid {
+            self.warn(format!(
+                "Invalid characters were found in group name '{name}' but not replaced"
+            ));
+        }
+        self.groups
+            .insert_full(name.to_string(), Group::default())
+            .0
     }
 
     /// The host's index, creating it (with `ansible_port` and its source file) when new.
@@ -326,7 +340,7 @@ impl Inventory {
         if self.groups[parent].children.contains(&child) {
             return Ok(());
         }
-        if self.ancestors(parent).contains(&child) {
+        if self.is_ancestor(child, parent) {
             return Err(format!(
                 "Adding group '{}' as child to '{}' creates a recursive dependency loop.",
                 self.group_name(child),
@@ -394,43 +408,46 @@ impl Inventory {
                 self.add_host_to_group(h, UNGROUPED);
             }
         }
-        let mut depths = vec![None; self.groups.len()];
-        for g in 0..self.groups.len() {
-            let depth = self.depth_of(g, &mut depths);
-            self.groups[g].depth = depth;
-        }
+        self.compute_depths();
         for g in 0..self.groups.len() {
             self.groups[g].all_hosts = self.collect_hosts(g);
         }
     }
 
-    /// The longest path from `all` (Ansible keeps `depth = max(parent depth + 1)`).
-    fn depth_of(&self, group: usize, memo: &mut Vec<Option<usize>>) -> usize {
-        if let Some(depth) = memo[group] {
-            return depth;
+    /// Each group's longest path from `all` (Ansible keeps `depth = max(parent depth + 1)`),
+    /// in topological order so long `[a:children]` chains need no recursion.
+    fn compute_depths(&mut self) {
+        let count = self.groups.len();
+        let mut unvisited_parents: Vec<usize> =
+            (0..count).map(|g| self.groups[g].parents.len()).collect();
+        let mut depths = vec![0; count];
+        let mut ready: Vec<usize> = (0..count).filter(|&g| unvisited_parents[g] == 0).collect();
+        while let Some(group) = ready.pop() {
+            for &child in &self.groups[group].children {
+                depths[child] = depths[child].max(depths[group] + 1);
+                unvisited_parents[child] -= 1;
+                if unvisited_parents[child] == 0 {
+                    ready.push(child);
+                }
+            }
         }
-        let depth = self.groups[group]
-            .parents
-            .clone()
-            .into_iter()
-            .map(|p| self.depth_of(p, memo) + 1)
-            .max()
-            .unwrap_or(0);
-        memo[group] = Some(depth);
-        depth
+        for (group, depth) in depths.into_iter().enumerate() {
+            self.groups[group].depth = depth;
+        }
     }
 
     /// Members of a group and its descendants: the group's own hosts first, then its
     /// children's, then grandchildren's, level by level (Ansible's `get_hosts` order).
     fn collect_hosts(&self, group: usize) -> Vec<usize> {
         let mut ordered = vec![group];
-        let mut seen: HashSet<usize> = HashSet::from([group]);
+        let mut seen_groups = vec![false; self.groups.len()];
+        seen_groups[group] = true;
         let mut level = vec![group];
         while !level.is_empty() {
             let mut next = Vec::new();
             for &g in &level {
                 for &child in &self.groups[g].children {
-                    if seen.insert(child) {
+                    if !std::mem::replace(&mut seen_groups[child], true) {
                         ordered.push(child);
                         next.push(child);
                     }
@@ -438,19 +455,21 @@ impl Inventory {
             }
             level = next;
         }
-        let mut seen_hosts = HashSet::new();
+        let mut seen_hosts = vec![false; self.hosts.len()];
         ordered
             .iter()
             .flat_map(|&g| self.groups[g].hosts.iter().copied())
-            .filter(|&h| seen_hosts.insert(h))
+            .filter(|&h| !std::mem::replace(&mut seen_hosts[h], true))
             .collect()
     }
 
+    /// Every group above `group` (parents, their parents, …).
     fn ancestors(&self, group: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.groups.len()];
         let mut found = Vec::new();
         let mut stack = self.groups[group].parents.clone();
         while let Some(g) = stack.pop() {
-            if !found.contains(&g) {
+            if !std::mem::replace(&mut seen[g], true) {
                 found.push(g);
                 stack.extend(self.groups[g].parents.iter().copied());
             }
@@ -458,14 +477,29 @@ impl Inventory {
         found
     }
 
+    /// Whether `candidate` is above `group`; stops as soon as it is found.
+    fn is_ancestor(&self, candidate: usize, group: usize) -> bool {
+        let mut seen = vec![false; self.groups.len()];
+        let mut stack = self.groups[group].parents.clone();
+        while let Some(g) = stack.pop() {
+            if g == candidate {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[g], true) {
+                stack.extend(self.groups[g].parents.iter().copied());
+            }
+        }
+        false
+    }
+
     /// The host's groups with their ancestors (Ansible's `host.get_groups()`).
     fn groups_of(&self, host: usize) -> Vec<usize> {
-        let mut found: Vec<usize> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut found = Vec::new();
         for &g in &self.hosts[host].groups {
-            for candidate in std::iter::once(g).chain(self.ancestors(g)) {
-                if !found.contains(&candidate) {
-                    found.push(candidate);
-                }
+            if seen.insert(g) {
+                found.push(g);
+                found.extend(self.ancestors(g).into_iter().filter(|&a| seen.insert(a)));
             }
         }
         found

@@ -19,6 +19,7 @@ pub(super) fn literal_eval(text: &str) -> Option<Value> {
     let mut parser = Parser {
         chars: text.chars().collect(),
         pos: 0,
+        depth: 0,
     };
     let lit = parser.expression_list()?;
     parser.skip_space();
@@ -170,9 +171,14 @@ enum Form {
     Other,
 }
 
+/// How deep brackets may nest (CPython's parser stops at 200 too).
+const MAX_NESTING: usize = 200;
+
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    /// Brackets currently open.
+    depth: usize,
 }
 
 impl Parser {
@@ -283,34 +289,16 @@ impl Parser {
             return Some((self.strings()?, Form::Constant));
         }
         match c {
-            '[' => {
-                self.pos += 1;
-                let items = self.items(']')?;
-                Some((Lit::List(items), Form::Other))
-            }
-            '(' => {
-                self.pos += 1;
-                if self.eat(')') {
-                    return Some((Lit::Tuple(Vec::new()), Form::Other));
-                }
-                self.skip_space();
-                let start = self.pos;
-                let (first, form) = self.expression()?;
-                self.skip_space();
-                if self.eat(')') {
-                    // Parentheses around one value are just grouping.
-                    return Some((first, form));
-                }
-                self.pos = start;
-                let tuple = self.expression_list()?;
-                if !self.eat(')') {
+            '[' | '(' | '{' => {
+                // Python's parser gives up on deep nesting too; this also bounds our recursion.
+                if self.depth >= MAX_NESTING {
                     return None;
                 }
-                Some((tuple, Form::Other))
-            }
-            '{' => {
+                self.depth += 1;
                 self.pos += 1;
-                Some((self.dict_or_set()?, Form::Other))
+                let container = self.container(c);
+                self.depth -= 1;
+                container
             }
             '.' if self.peek_at(1) == Some('.') && self.peek_at(2) == Some('.') => {
                 self.pos += 3;
@@ -334,6 +322,30 @@ impl Parser {
                 }
             }
             _ => None,
+        }
+    }
+
+    /// The rest of a `[...]`, `(...)` or `{...}` after its opening bracket.
+    fn container(&mut self, open: char) -> Option<(Lit, Form)> {
+        match open {
+            '[' => Some((Lit::List(self.items(']')?), Form::Other)),
+            '{' => Some((self.dict_or_set()?, Form::Other)),
+            _ => {
+                if self.eat(')') {
+                    return Some((Lit::Tuple(Vec::new()), Form::Other));
+                }
+                let (first, form) = self.expression()?;
+                if self.eat(')') {
+                    // Parentheses around one value are just grouping.
+                    return Some((first, form));
+                }
+                if !self.eat(',') {
+                    return None;
+                }
+                let mut items = vec![first];
+                items.extend(self.items(')')?);
+                Some((Lit::Tuple(items), Form::Other))
+            }
         }
     }
 
@@ -710,6 +722,14 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(literal_eval(text), Some(expected), "{text}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_text_not_a_stack_overflow() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(literal_eval(&deep), None);
+        let tuples = format!("{}1{}", "(".repeat(150), ",)".repeat(150));
+        assert!(literal_eval(&tuples).is_some());
     }
 
     #[test]

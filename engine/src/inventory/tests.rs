@@ -742,3 +742,46 @@ fn broken_vars_files_are_errors_only_for_known_names() {
         err.message
     );
 }
+
+#[test]
+fn name_clashes_and_odd_group_names_are_warnings() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let inventory = load(&[write(
+        tmp.path(),
+        "hosts",
+        "web\n[web-servers]\nw1\n[web]\nw2\n",
+    )]);
+    assert_eq!(
+        inventory.warnings(),
+        [
+            "Invalid characters were found in group name 'web-servers' but not replaced",
+            "Found both group and host with same name: web",
+        ]
+    );
+    // A plain host name wins over the group of the same name, as in Ansible.
+    assert_eq!(select(&inventory, "web"), ["web"]);
+    assert_eq!(select(&inventory, "web-servers"), ["w1"]);
+}
+
+#[test]
+fn deep_group_chains_do_not_exhaust_the_stack() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let levels = 1000;
+    let mut ini: String = (0..levels)
+        .map(|i| format!("[g{i}:children]\ng{}\n", i + 1))
+        .collect();
+    ini.push_str(&format!("[g{levels}]\nbottom\n"));
+    let inventory = load(&[write(tmp.path(), "chain.ini", &ini)]);
+    assert_eq!(select(&inventory, "g0"), ["bottom"]);
+    assert_eq!(inventory.group_names("bottom").len(), levels + 1);
+
+    let mut yaml = String::new();
+    // 250 groups are 500 YAML levels: within what the YAML loader handles, beyond our limit.
+    for i in 0..250 {
+        let indent = "  ".repeat(2 * i);
+        yaml.push_str(&format!("{indent}g{i}:\n{indent}  children:\n"));
+    }
+    let file = write(tmp.path(), "deep.yml", &yaml);
+    let err = load_err(std::slice::from_ref(&file));
+    assert_eq!(err.message, "groups nest more than 200 levels deep here");
+}

@@ -12,6 +12,9 @@ use crate::yaml::{Node, NodeKind};
 use super::address::expand_host_pattern;
 use super::Inventory;
 
+/// Far beyond any real inventory; it keeps a hostile file from exhausting the stack.
+const MAX_GROUP_NESTING: usize = 200;
+
 fn error(message: String, span: &Span) -> Diagnostic {
     Diagnostic::new(message)
         .at(span.clone())
@@ -52,7 +55,7 @@ pub(super) fn parse(
     let mut parser = Parser { inventory, path };
     for (key, value) in entries {
         let name = group_name(key)?;
-        parser.group(name, key, value)?;
+        parser.group(name, key, value, 0)?;
     }
     Ok(())
 }
@@ -79,7 +82,19 @@ struct Parser<'a> {
 impl Parser<'_> {
     /// One group definition (`name:` followed by null or a mapping). Returns whether the
     /// group exists afterwards.
-    fn group(&mut self, name: &str, key: &Node, data: &Node) -> Result<bool, Diagnostic> {
+    fn group(
+        &mut self,
+        name: &str,
+        key: &Node,
+        data: &Node,
+        depth: usize,
+    ) -> Result<bool, Diagnostic> {
+        if depth > MAX_GROUP_NESTING {
+            return Err(error(
+                format!("groups nest more than {MAX_GROUP_NESTING} levels deep here"),
+                &key.span,
+            ));
+        }
         let entries: &[(Node, Node)] = match &data.kind {
             NodeKind::Null => &[],
             NodeKind::Map(entries) => entries,
@@ -135,7 +150,7 @@ impl Parser<'_> {
                 "children" => {
                     for (child_key, child_data) in items {
                         let child_name = group_name(child_key)?;
-                        if !self.group(child_name, child_key, child_data)? {
+                        if !self.group(child_name, child_key, child_data, depth + 1)? {
                             return Err(error(
                                 format!("'{child_name}' is not a known host nor group"),
                                 &child_key.span,
