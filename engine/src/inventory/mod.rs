@@ -169,14 +169,7 @@ impl Inventory {
             None if LOCALHOST_NAMES.contains(&host) => (Vec::new(), implicit_localhost_vars()),
             None => return Map::new(),
         };
-        let group_names: Vec<&str> = groups
-            .iter()
-            .map(|&g| {
-                self.groups
-                    .get_index(g)
-                    .map_or("", |(name, _)| name.as_str())
-            })
-            .collect();
+        let group_names: Vec<&str> = groups.iter().map(|&g| self.group_name(g)).collect();
         let dirs: Vec<&VarsDir> = self
             .inventory_vars
             .iter()

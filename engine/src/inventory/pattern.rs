@@ -82,7 +82,7 @@ fn evaluate(inventory: &Inventory, patterns: &[String]) -> Result<Vec<String>, D
             continue;
         }
         let matched = match_one(inventory, pattern)?;
-        if let Some(_excluded) = pattern.strip_prefix('!') {
+        if pattern.starts_with('!') {
             let matched: HashSet<&String> = matched.iter().collect();
             hosts.retain(|h| !matched.contains(h));
             seen = hosts.iter().cloned().collect();

@@ -119,25 +119,42 @@ fn load_file(inventory: &mut Inventory, path: &Path) -> Result<(), Diagnostic> {
         ))
         .exit_code(exit::PARSE)
     })?;
-    match extension {
-        ".yml" | ".yaml" | ".json" => {
-            let doc = single_document(&text, path)?;
-            yaml_inv::parse(inventory, doc.as_ref(), path)
+    let yaml_extension = matches!(extension, ".yml" | ".yaml" | ".json");
+    if !yaml_extension && !extension.is_empty() {
+        return ini::parse(inventory, &text, path);
+    }
+    // Ansible's plugin chain: YAML first (files with a YAML extension or none), then INI.
+    // A YAML mapping is a YAML inventory, whatever errors it holds; anything else
+    // (a syntax error, a scalar, a list) is given to the INI reader.
+    let document = single_document(&text, path);
+    match document {
+        Ok(Some(doc)) if matches!(doc.kind, NodeKind::Map(_)) => {
+            return yaml_inv::parse(inventory, Some(&doc), path);
         }
-        // Ansible tries YAML on extensionless files first, then INI.
-        "" => match single_document(&text, path) {
-            Ok(Some(doc)) if matches!(doc.kind, NodeKind::Map(_)) => {
-                yaml_inv::parse(inventory, Some(&doc), path)
-            }
-            not_yaml => ini::parse(inventory, &text, path).map_err(|ini_error| match not_yaml {
-                Err(yaml_error) => ini_error.note(format!(
-                    "read as INI because it is not a YAML mapping either: {}",
-                    yaml_error.message
-                )),
-                Ok(_) => ini_error,
-            }),
+        Ok(None) => return Ok(()),
+        _ => {}
+    }
+    let Err(ini_error) = ini::parse(inventory, &text, path) else {
+        return Ok(());
+    };
+    // Report the error of the format the file most likely meant.
+    let yaml_error = match document {
+        Err(e) => e,
+        Ok(doc) => match yaml_inv::parse(inventory, doc.as_ref(), path) {
+            Err(e) => e,
+            Ok(()) => return Err(ini_error),
         },
-        _ => ini::parse(inventory, &text, path),
+    };
+    if yaml_extension {
+        Err(yaml_error.note(format!(
+            "not an INI inventory either: {}",
+            ini_error.message
+        )))
+    } else {
+        Err(ini_error.note(format!(
+            "read as INI because it is not a YAML mapping either: {}",
+            yaml_error.message
+        )))
     }
 }
 

@@ -282,8 +282,10 @@ fn json_and_extensionless_files_are_detected() {
     );
     let yaml_no_ext = write(tmp.path(), "yamlish", "db:\n  hosts:\n    y1:\n");
     let ini_no_ext = write(tmp.path(), "iniish", "[cache]\nc1 mem=64\n");
-    let inventory = load(&[json_file, yaml_no_ext, ini_no_ext]);
-    assert_eq!(inventory.hosts(), ["j1", "y1", "c1"]);
+    // Not YAML at all despite the name: Ansible falls back to INI, and so do we.
+    let ini_in_yml = write(tmp.path(), "misnamed.yml", "[cache]\nc2\n");
+    let inventory = load(&[json_file, yaml_no_ext, ini_no_ext, ini_in_yml]);
+    assert_eq!(inventory.hosts(), ["j1", "y1", "c1", "c2"]);
     assert_eq!(vars(&inventory, "j1"), json!({"from": "json", "port": 1}));
     assert_eq!(vars(&inventory, "c1"), json!({"mem": 64}));
     assert_eq!(select(&inventory, "db"), ["y1"]);

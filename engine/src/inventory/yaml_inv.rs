@@ -95,6 +95,11 @@ impl Parser<'_> {
                 &key.span,
             ));
         }
+        // A local tag on a group (`web: !something {...}`) doesn't change what it holds.
+        let data = match &data.kind {
+            NodeKind::Tagged(_, inner) => inner.as_ref(),
+            _ => data,
+        };
         let entries: &[(Node, Node)] = match &data.kind {
             NodeKind::Null => &[],
             NodeKind::Map(entries) => entries,
