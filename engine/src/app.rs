@@ -47,6 +47,10 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
         inventory.limit(limit)?;
     }
 
+    let reporter = Reporter::new(format, cli.verbose);
+    for w in inventory.warnings() {
+        reporter.warning(w);
+    }
     let opts = Options {
         check: cli.check,
         diff: cli.diff,
@@ -64,12 +68,12 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
     };
 
     if cli.syntax_check || cli.list_hosts || cli.list_tasks || cli.list_tags {
-        let runner = Runner::new(opts, inventory, Reporter::new(format, cli.verbose))?;
+        let runner = Runner::new(opts, inventory, reporter)?;
         print!("{}", listing(&cli, &playbooks, &runner)?);
         return Ok(exit::OK);
     }
 
-    let runner = Runner::new(opts, inventory, Reporter::new(format, cli.verbose))?;
+    let runner = Runner::new(opts, inventory, reporter)?;
     let end = runner.run(&playbooks)?;
     Ok(end.exit_code())
 }

@@ -169,6 +169,9 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Vec<Node>, Diagnostic> {
     Ok(builder.docs)
 }
 
+/// Deeper nesting than any real playbook uses is refused rather than risking the stack.
+const MAX_DEPTH: usize = 256;
+
 enum Open {
     Seq {
         items: Vec<Node>,
@@ -293,6 +296,13 @@ impl MarkedEventReceiver for Builder {
                     None => node,
                 };
                 self.finish(node, anchor);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.error = Some(
+                    Diagnostic::new(format!("YAML nesting deeper than {MAX_DEPTH} levels"))
+                        .at(span)
+                        .exit_code(4),
+                );
             }
             Event::SequenceStart(anchor, tag) => self.stack.push(Open::Seq {
                 items: Vec::new(),
