@@ -153,6 +153,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("from_yaml", from_yaml);
     env.add_filter("from_yaml_all", from_yaml_all);
     env.add_filter("urldecode", urldecode);
+    env.add_filter("urlencode", urlencode);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1145,6 +1146,52 @@ fn encode_text(s: &str, encoding: &str) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// Python's `urllib.parse.quote` (`safe` kept, UTF-8 bytes escaped); `+` for spaces in queries.
+fn url_quote(s: &str, for_query: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || (!for_query && b == b'/') {
+            out.push(char::from(b));
+        } else if for_query && b == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Jinja2's `urlencode`: a string is quoted keeping `/`; a dict or pairs become a query string.
+fn urlencode(value: Value) -> Result<Value, Error> {
+    check_defined(&value)?;
+    let pairs: Vec<(Value, Value)> = match value.kind() {
+        ValueKind::Map => values_of(&value)?
+            .into_iter()
+            .map(|k| value.get_item(&k).map(|v| (k, v)))
+            .collect::<Result<_, _>>()?,
+        ValueKind::Seq | ValueKind::Iterable => values_of(&value)?
+            .into_iter()
+            .map(|pair| {
+                let kv = values_of(&pair)?;
+                match kv.as_slice() {
+                    [k, v] => Ok((k.clone(), v.clone())),
+                    _ => Err(invalid("urlencode expects pairs")),
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Ok(url_quote(&text(&value)?, false).into()),
+    };
+    let mut parts = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        parts.push(format!(
+            "{}={}",
+            url_quote(&text(&k)?, true),
+            url_quote(&text(&v)?, true)
+        ));
+    }
+    Ok(parts.join("&").into())
+}
+
 fn urldecode(value: Value) -> Result<Value, Error> {
     let s = text(&value)?.replace('+', " ");
     let bytes = s.as_bytes();
@@ -1420,7 +1467,8 @@ fn hash(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
 
 const CRYPT_ALPHABET: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// `password_hash('sha512'|'sha256', salt, rounds=5000)`: glibc crypt's `$6$`/`$5$` format.
+/// `password_hash('sha512'|'sha256', salt, rounds)`: the `$6$`/`$5$` crypt format. Rounds default
+/// to passlib's (656000 / 535000), which is what Ansible uses, so output matches it byte for byte.
 fn password_hash(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     use rand::Rng as _;
     let p = Params::new(
@@ -1447,14 +1495,14 @@ fn password_hash(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Valu
     let rounds = p.int(3)?;
     let (prefix, hashed) = match hashtype.as_str() {
         "sha512" | "sha512_crypt" => {
-            let r = rounds.unwrap_or(5000).clamp(1000, 999_999_999) as u32;
+            let r = rounds.unwrap_or(656_000).clamp(1000, 999_999_999) as u32;
             let params = sha_crypt::Sha512Params::new(r as usize).map_err(|e| invalid(format!("password_hash: {e:?}")))?;
             let h = sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &params)
                 .map_err(|e| invalid(format!("password_hash: {e:?}")))?;
             ("6", (r, h))
         }
         "sha256" | "sha256_crypt" => {
-            let r = rounds.unwrap_or(5000).clamp(1000, 999_999_999) as u32;
+            let r = rounds.unwrap_or(535_000).clamp(1000, 999_999_999) as u32;
             let params = sha_crypt::Sha256Params::new(r as usize).map_err(|e| invalid(format!("password_hash: {e:?}")))?;
             let h = sha_crypt::sha256_crypt_b64(password.as_bytes(), salt.as_bytes(), &params)
                 .map_err(|e| invalid(format!("password_hash: {e:?}")))?;
@@ -1463,7 +1511,7 @@ fn password_hash(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Valu
         other => return Err(invalid(format!("{other} is not in the list of supported passlib algorithms: md5, blowfish, sha256, sha512"))),
     };
     let (r, h) = hashed;
-    // crypt omits the rounds field at the default of 5000.
+    // crypt (and passlib) omit the rounds field at crypt's own default of 5000.
     Ok(if r == 5000 {
         format!("${prefix}${salt}${h}")
     } else {
