@@ -199,7 +199,7 @@ fn regex_test(
     let flags = Flags {
         ignorecase: kwargs
             .get::<Option<bool>>("ignorecase")?
-            .or_else(|| args.get(0).map(Value::is_true))
+            .or_else(|| args.first().map(Value::is_true))
             .unwrap_or(false),
         multiline: kwargs
             .get::<Option<bool>>("multiline")?
@@ -247,7 +247,7 @@ fn result_test(v: &Value, key: &str) -> Result<bool, Error> {
         "changed" => get("changed")?.unwrap_or(false),
         "skipped" => get("skipped")?.unwrap_or(false),
         "unreachable" => get("unreachable")?.unwrap_or(false),
-        "finished" => get("finished")?.map_or(true, |f| f),
+        "finished" => get("finished")?.unwrap_or(true),
         "started" => get("started")?.unwrap_or(false),
         _ => false,
     })

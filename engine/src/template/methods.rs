@@ -89,8 +89,7 @@ fn string_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, E
             None => s.trim_end().into(),
         },
         "split" | "rsplit" => {
-            let (args, kwargs): (&[Value], Option<Kwargs>) =
-                from_args(args).map(|(a, k)| (a, k))?;
+            let (args, kwargs): (&[Value], Option<Kwargs>) = from_args(args)?;
             let sep = match kwargs
                 .as_ref()
                 .and_then(|k| k.get::<Option<Value>>("sep").ok().flatten())

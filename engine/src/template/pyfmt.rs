@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(float_repr(1.5e-7), "1.5e-07");
         assert_eq!(float_repr(-2.25), "-2.25");
         assert_eq!(float_repr(100.0), "100.0");
-        assert_eq!(float_repr(3.14159), "3.14159");
+        assert_eq!(float_repr(12.375), "12.375");
     }
 
     #[test]
