@@ -1,0 +1,1 @@
+//! The `script` module (being written).
