@@ -26,7 +26,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::support::{
-    guard_script, python_shlex_quote, python_shlex_split, put_output, put_times, read_preamble,
+    guard_script, put_output, put_times, python_shlex_quote, python_shlex_split, read_preamble,
     set_expanded, strerror, yes, Guards, Preamble,
 };
 use crate::{args, Cmd, Ctx, Map, Module, ModuleError, Outcome, Value};
@@ -310,8 +310,8 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, req: Request) -> Result<Outcome, ModuleErro
         Preamble::WouldRun => {
             r.insert("rc".into(), Value::from(0));
             put_output(&mut r, b"", b"", false);
-            let mut o = Outcome::changed(true)
-                .with_msg("Command would have run if not in check mode");
+            let mut o =
+                Outcome::changed(true).with_msg("Command would have run if not in check mode");
             if req.creates.is_none() && req.removes.is_none() {
                 // skipped and changed are mutually exclusive in Ansible.
                 o.changed = false;
@@ -335,6 +335,12 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, req: Request) -> Result<Outcome, ModuleErro
             let mut o = Outcome::failed("Error executing command.");
             o.result = r;
             return Ok(o);
+        }
+        // Only the script module's preamble asks for this record.
+        Preamble::Ready(_) => {
+            return Err(ModuleError::Failed(
+                "the command preamble reported an unexpected status".into(),
+            ))
         }
         Preamble::Ran { started } => {
             r.insert("rc".into(), Value::from(out.status));
@@ -441,7 +447,9 @@ mod tests {
     #[test]
     fn expands_variables_and_tilde_like_python() {
         let home = std::env::var("HOME").expect("HOME is set");
-        let r = ok(json!({"argv": ["printf", "%s|", "$HOME", "${HOME}x", "$PLAY_NOT_SET_X", "~", "~/a", "${A B}", "$1"]}));
+        let r = ok(
+            json!({"argv": ["printf", "%s|", "$HOME", "${HOME}x", "$PLAY_NOT_SET_X", "~", "~/a", "${A B}", "$1"]}),
+        );
         assert_eq!(
             r["stdout"],
             format!("{home}|{home}x|$PLAY_NOT_SET_X|{home}|{home}/a|${{A B}}|$1|")
@@ -502,10 +510,14 @@ mod tests {
         let marker = format!("{d}/it's here $(x)");
         std::fs::write(&marker, "").expect("write");
         let pattern = format!("{d}/it's*");
-        let r = ok(json!({"_raw_params": "touch should_not_exist", "chdir": d, "creates": pattern}));
+        let r =
+            ok(json!({"_raw_params": "touch should_not_exist", "chdir": d, "creates": pattern}));
         assert_eq!(r["changed"], false);
         assert_eq!(r["rc"], 0);
-        assert_eq!(r["msg"], format!("Did not run command since '{pattern}' exists"));
+        assert_eq!(
+            r["msg"],
+            format!("Did not run command since '{pattern}' exists")
+        );
         assert_eq!(r["stdout"], format!("skipped, since {pattern} exists"));
         assert_eq!(r["start"], Value::Null);
         assert!(!dir.path().join("should_not_exist").exists());
@@ -516,7 +528,10 @@ mod tests {
             r["msg"],
             format!("Did not run command since '{missing}' does not exist")
         );
-        assert_eq!(r["stdout"], format!("skipped, since {missing} does not exist"));
+        assert_eq!(
+            r["stdout"],
+            format!("skipped, since {missing} does not exist")
+        );
 
         // Relative patterns are relative to chdir, and the command runs when they match.
         let r = ok(json!({"_raw_params": "touch made", "chdir": d, "removes": "it*"}));
@@ -531,8 +546,12 @@ mod tests {
     fn check_mode_runs_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().to_str().expect("utf-8");
-        let out = run_module(&Command, true, json!({"_raw_params": "touch x", "chdir": d}))
-            .expect("runs");
+        let out = run_module(
+            &Command,
+            true,
+            json!({"_raw_params": "touch x", "chdir": d}),
+        )
+        .expect("runs");
         assert!(out.skipped && !out.changed);
         assert_eq!(
             out.msg.as_deref(),
@@ -578,8 +597,8 @@ mod tests {
             err.to_string(),
             "one of the following is required: _raw_params, cmd, argv"
         );
-        let err = run_module(&Command, false, json!({"cmd": "a", "argv": ["a"]}))
-            .expect_err("refused");
+        let err =
+            run_module(&Command, false, json!({"cmd": "a", "argv": ["a"]})).expect_err("refused");
         assert_eq!(
             err.to_string(),
             "parameters are mutually exclusive: _raw_params|cmd|argv"

@@ -36,9 +36,10 @@ impl Module for Raw {
                 "missing required arguments: _raw_params".into(),
             ));
         };
-        let out = ctx
-            .host
-            .exec(&Cmd::user_shell(text, a.executable.filter(|e| !e.is_empty())))?;
+        let out = ctx.host.exec(&Cmd::user_shell(
+            text,
+            a.executable.filter(|e| !e.is_empty()),
+        ))?;
         let mut outcome = if out.status == 0 {
             Outcome::changed(true)
         } else {
@@ -60,9 +61,13 @@ mod tests {
 
     #[test]
     fn runs_text_as_written() {
-        let r = run_module(&Raw, false, json!({"_raw_params": "echo \"$((2*3))\"; echo e >&2"}))
-            .expect("runs")
-            .to_result();
+        let r = run_module(
+            &Raw,
+            false,
+            json!({"_raw_params": "echo \"$((2*3))\"; echo e >&2"}),
+        )
+        .expect("runs")
+        .to_result();
         assert_eq!(r["stdout"], "6\n");
         assert_eq!(r["stdout_lines"], json!(["6"]));
         assert_eq!(r["stderr"], "e\n");

@@ -101,7 +101,9 @@ mod tests {
         let sub = dir.path().join("a 'b' \"c\" $(d) `e`");
         std::fs::create_dir(&sub).expect("mkdir");
         let sub = sub.to_str().expect("utf-8");
-        let r = ok(json!({"_raw_params": "pwd; cat > out; cat out", "chdir": sub, "stdin": "x'y\"$(z)"}));
+        let r = ok(
+            json!({"_raw_params": "pwd; cat > out; cat out", "chdir": sub, "stdin": "x'y\"$(z)"}),
+        );
         assert_eq!(r["stdout"], format!("{sub}\nx'y\"$(z)"));
         let r = ok(json!({"_raw_params": "echo again", "chdir": sub, "creates": "out"}));
         assert_eq!(r["changed"], false);
@@ -113,12 +115,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("f");
         let f = f.to_str().expect("utf-8");
-        let out = run_module(&Shell, true, json!({"_raw_params": format!("touch '{f}'")}))
-            .expect("runs");
+        let out =
+            run_module(&Shell, true, json!({"_raw_params": format!("touch '{f}'")})).expect("runs");
         assert!(out.skipped);
         assert!(!std::path::Path::new(f).exists());
         let r = ok(json!({"_raw_params": "echo e >&2; exit 4"}));
-        assert_eq!((r["rc"].clone(), r["failed"].clone()), (json!(4), json!(true)));
+        assert_eq!(
+            (r["rc"].clone(), r["failed"].clone()),
+            (json!(4), json!(true))
+        );
         assert_eq!(r["stderr"], "e");
         let err = run_module(
             &Shell,

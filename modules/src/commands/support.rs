@@ -242,6 +242,8 @@ pub enum Preamble {
     ExecError(i32, String),
     /// The command ran; the target's start time (`date` output, may be empty).
     Ran { started: String },
+    /// Ready to run: a value the caller asked for (the `script` module's temp dir).
+    Ready(String),
 }
 
 /// Split the status records off the front of a preamble script's stdout. Returns the
@@ -264,6 +266,7 @@ pub fn read_preamble(stdout: &[u8]) -> Option<(Preamble, &[u8])> {
             let errno = field()?.parse().ok()?;
             Preamble::ExecError(errno, field()?)
         }
+        "ready" => Preamble::Ready(field()?),
         "run" => Preamble::Ran {
             started: field()?.trim().to_string(),
         },
@@ -444,10 +447,7 @@ pub fn python_timedelta(elapsed: Duration) -> String {
     let rem = secs % 86_400;
     let mut s = String::new();
     if days > 0 {
-        s.push_str(&format!(
-            "{days} day{}, ",
-            if days == 1 { "" } else { "s" }
-        ));
+        s.push_str(&format!("{days} day{}, ", if days == 1 { "" } else { "s" }));
     }
     s.push_str(&format!(
         "{}:{:02}:{:02}",
@@ -482,7 +482,15 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// `start`, `end` and `delta` for a command that started at the target's `started` time
@@ -549,16 +557,31 @@ mod tests {
     #[test]
     fn shlex_split_matches_python() {
         // Expected values come from Python 3's shlex.split.
-        assert_eq!(split("echo 'a b' \"c d\" e\\ f"), ["echo", "a b", "c d", "e f"]);
-        assert_eq!(split(r#"a "x\$y" "q\"q" 'z\n'"#), ["a", r"x\$y", "q\"q", r"z\n"]);
+        assert_eq!(
+            split("echo 'a b' \"c d\" e\\ f"),
+            ["echo", "a b", "c d", "e f"]
+        );
+        assert_eq!(
+            split(r#"a "x\$y" "q\"q" 'z\n'"#),
+            ["a", r"x\$y", "q\"q", r"z\n"]
+        );
         assert_eq!(split("a '' \"\" b"), ["a", "", "", "b"]);
-        assert_eq!(split("  a#b  # not a comment  "), ["a#b", "#", "not", "a", "comment"]);
+        assert_eq!(
+            split("  a#b  # not a comment  "),
+            ["a#b", "#", "not", "a", "comment"]
+        );
         assert_eq!(split("x''y \"\"z"), ["xy", "z"]);
         assert_eq!(split("a\tb\nc\r\nd"), ["a", "b", "c", "d"]);
         assert_eq!(split(""), Vec::<String>::new());
         assert_eq!(split("ünï 'cödé'"), ["ünï", "cödé"]);
-        assert_eq!(python_shlex_split("'open").expect_err("err"), "No closing quotation");
-        assert_eq!(python_shlex_split("a\\").expect_err("err"), "No escaped character");
+        assert_eq!(
+            python_shlex_split("'open").expect_err("err"),
+            "No closing quotation"
+        );
+        assert_eq!(
+            python_shlex_split("a\\").expect_err("err"),
+            "No escaped character"
+        );
     }
 
     #[test]
@@ -590,7 +613,10 @@ mod tests {
 
     #[test]
     fn splitlines_matches_python() {
-        assert_eq!(python_splitlines("a\nb\r\nc\rd\x0be\x0cf"), ["a", "b", "c", "d", "e", "f"]);
+        assert_eq!(
+            python_splitlines("a\nb\r\nc\rd\x0be\x0cf"),
+            ["a", "b", "c", "d", "e", "f"]
+        );
         assert_eq!(python_splitlines("a\n\n"), ["a", ""]);
         assert_eq!(python_splitlines(""), Vec::<String>::new());
         assert_eq!(python_splitlines("x\u{2028}y"), ["x", "y"]);
@@ -610,9 +636,18 @@ mod tests {
                 .python_str(),
             "1999-12-31 10:00:00"
         );
-        assert_eq!(python_timedelta(Duration::from_micros(3412)), "0:00:00.003412");
-        assert_eq!(python_timedelta(Duration::from_secs(90061)), "1 day, 1:01:01");
-        assert_eq!(python_timedelta(Duration::from_secs(3 * 86400)), "3 days, 0:00:00");
+        assert_eq!(
+            python_timedelta(Duration::from_micros(3412)),
+            "0:00:00.003412"
+        );
+        assert_eq!(
+            python_timedelta(Duration::from_secs(90061)),
+            "1 day, 1:01:01"
+        );
+        assert_eq!(
+            python_timedelta(Duration::from_secs(3 * 86400)),
+            "3 days, 0:00:00"
+        );
         assert_eq!(civil_from_days(days_from_civil(1969, 7, 20)), (1969, 7, 20));
     }
 
