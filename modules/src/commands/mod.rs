@@ -4,5 +4,5 @@ pub mod command;
 pub mod raw;
 pub mod script;
 pub mod shell;
-mod support;
+pub(crate) mod support;
 pub mod wait_for;

@@ -10,6 +10,13 @@ use crate::{Map, ModuleError, Script, Value};
 /// no comments): quotes group, a backslash escapes outside quotes, and inside double
 /// quotes only before `"` or `\`. Python's errors keep Python's wording.
 pub fn python_shlex_split(text: &str) -> Result<Vec<String>, String> {
+    python_shlex(text, false)
+}
+
+/// Python's POSIX `shlex` with `whitespace_split`; with `comments`, `#` outside quotes
+/// ends the word and skips the rest of the line (`shlex.shlex`'s default, used to read
+/// os-release files).
+pub fn python_shlex(text: &str, comments: bool) -> Result<Vec<String>, String> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Between,
@@ -22,10 +29,22 @@ pub fn python_shlex_split(text: &str) -> Result<Vec<String>, String> {
     let mut quoted = false;
     let mut state = State::Between;
     let is_space = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let mut in_comment = false;
     for c in text.chars() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
         match state {
             State::Between | State::Word => {
-                if is_space(c) {
+                if comments && c == '#' {
+                    if !token.is_empty() || quoted {
+                        words.push(std::mem::take(&mut token));
+                    }
+                    quoted = false;
+                    state = State::Between;
+                    in_comment = true;
+                } else if is_space(c) {
                     // A word ends; `''` makes an (empty) word of its own.
                     if !token.is_empty() || quoted {
                         words.push(std::mem::take(&mut token));
@@ -581,6 +600,11 @@ mod tests {
         assert_eq!(
             python_shlex_split("a\\").expect_err("err"),
             "No escaped character"
+        );
+        // shlex.shlex(posix=True) with whitespace_split, as distro reads os-release.
+        assert_eq!(
+            python_shlex("A=1 # c\nB=\"x y\"#z\nC='#'", true).expect("splits"),
+            ["A=1", "B=x y", "C=#"]
         );
     }
 

@@ -624,7 +624,10 @@ mod tests {
         assert_eq!(r.get("failed"), None, "{r:?}");
         drop(listener);
         let r = run(json!({"host": "127.0.0.2", "port": port, "timeout": 1, "state": "started"}));
-        assert_eq!(r["msg"], format!("Timeout when waiting for 127.0.0.2:{port}"));
+        assert_eq!(
+            r["msg"],
+            format!("Timeout when waiting for 127.0.0.2:{port}")
+        );
         let r = run(json!({"host": "127.0.0.2", "port": port, "timeout": 5, "state": "stopped"}));
         assert_eq!(r.get("failed"), None, "{r:?}");
     }
