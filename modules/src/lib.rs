@@ -210,6 +210,7 @@ pub static REGISTRY: &[&dyn Module] = &[
     &commands::command::Command,
     &commands::shell::Shell,
     &commands::raw::Raw,
+    &commands::script::ScriptModule,
     &commands::wait_for::WaitFor,
     &files::copy::Copy,
     &files::file::File,

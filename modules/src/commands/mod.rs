@@ -1,6 +1,8 @@
-//! Modules that run commands: command, shell, raw, wait_for.
+//! Modules that run commands: command, shell, raw, script, wait_for.
 
 pub mod command;
 pub mod raw;
+pub mod script;
 pub mod shell;
+pub(crate) mod support;
 pub mod wait_for;

@@ -1,3 +1,4 @@
 //! Modules about the system as a whole: facts.
 
+mod distribution;
 pub mod setup;
