@@ -704,6 +704,33 @@ impl AttrPlan {
         s
     }
 
+    /// Like [`AttrPlan::script`], for a path held in a shell variable (`"\"$c\""`) in a loop.
+    pub fn script_raw(&self, path_expr: &'static str) -> Script {
+        let mut s = Script::new();
+        if let Some((_, owner)) = &self.owner {
+            s = s
+                .raw("chown -h --")
+                .arg(owner)
+                .raw(path_expr)
+                .raw("|| __fail chown\n");
+        }
+        if let Some((_, group)) = &self.group {
+            s = s
+                .raw("chgrp -h --")
+                .arg(group)
+                .raw(path_expr)
+                .raw("|| __fail chgrp\n");
+        }
+        if let Some((_, bits)) = &self.mode {
+            s = s
+                .raw("chmod --")
+                .arg(format!("{bits:o}"))
+                .raw(path_expr)
+                .raw("|| __fail chmod\n");
+        }
+        s
+    }
+
     /// Add Ansible's diff keys (`owner`, `group`, `mode`) for this plan.
     pub fn diff_into(&self, before: &mut Map, after: &mut Map) {
         if let Some((b, a)) = &self.owner {
