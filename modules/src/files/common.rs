@@ -34,7 +34,9 @@
 //! ## Owner, group and mode changes
 //! [`WantAttrs`] (what the task asks) → [`WantAttrs::plan`] against a [`PathStat`] → [`AttrPlan`]
 //! (only what differs), with [`AttrPlan::script`] to apply it (each failing step calls `__fail`)
-//! and [`attr_failure_msg`] to turn a failure into Ansible's message.
+//! and [`attr_failure_msg`] to turn a failure into Ansible's message. [`WantAttrs::plan_new`]
+//! is the plan for a path about to be created; [`mkdirs_script`] creates missing parents
+//! with it.
 //!
 //! ## Results and diffs
 //! [`path_info`] (Ansible's `uid gid owner group mode state size` keys), [`state_diff`]
@@ -661,6 +663,45 @@ impl WantAttrs {
         }
         Ok(plan)
     }
+}
+
+impl WantAttrs {
+    /// The changes a file or directory created now needs: every asked owner and group, and
+    /// the asked mode resolved against the umask default.
+    pub fn plan_new(&self, is_dir: bool, umask: u32) -> Result<AttrPlan, String> {
+        let mode = match &self.mode {
+            Some(spec) => Some((0, spec.resolve_new(is_dir, umask)?)),
+            None => None,
+        };
+        Ok(AttrPlan {
+            owner: self.owner.clone().map(|o| (String::new(), o)),
+            group: self.group.clone().map(|g| (String::new(), g)),
+            mode,
+        })
+    }
+}
+
+/// Create every missing directory of `path` from the top, applying `new_dir` to each one
+/// created (Ansible's rule for `file: state=directory` and `copy` to `dir/`, unlike
+/// `mkdir -p`). Needs [`PRELUDE`]; records `cur=DIR` before each mkdir, `__fail mkdir` on failure.
+pub fn mkdirs_script(path: &str, new_dir: &AttrPlan) -> Script {
+    let absolute = path.starts_with('/');
+    let mut components = Vec::new();
+    let mut cur = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        cur = if cur.is_empty() && !absolute {
+            part.to_string()
+        } else {
+            format!("{cur}/{part}")
+        };
+        components.push(cur.clone());
+    }
+    Script::new()
+        .raw("set --")
+        .cmd(&components)
+        .raw("\nfor c; do if [ ! -e \"$c\" ]; then __kv cur \"$c\"; mkdir -- \"$c\" || [ -d \"$c\" ] || __fail mkdir\n")
+        .then(new_dir.script_raw("\"$c\""))
+        .raw("fi; done\n")
 }
 
 /// Owner/group/mode changes for one path: each `Some((before, after))`.

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::common::{
-    attr_failure_msg, join_path, last_reason, parent_dir, path_info, state_diff, tree_entries,
-    AttrPlan, FileKind, ModeSpec, PathStat, Records, StatResult, TreeEntry, WantAttrs, PRELUDE,
+    attr_failure_msg, join_path, last_reason, mkdirs_script, parent_dir, path_info, state_diff,
+    tree_entries, FileKind, ModeSpec, PathStat, Records, StatResult, TreeEntry, WantAttrs, PRELUDE,
 };
 use crate::{args, Cmd, Ctx, Map, Module, ModuleError, Outcome, Script, Value};
 
@@ -706,7 +706,11 @@ impl Task<'_> {
                     plan.info_path = None;
                     return Ok(plan);
                 }
-                plan.run(self.mkdirs(&path)?);
+                let new_dir = self
+                    .want
+                    .plan_new(true, self.probe.umask)
+                    .map_err(|e| fail(e, &path))?;
+                plan.run(mkdirs_script(&path, &new_dir));
                 self.times(&mut plan, &path, None);
                 Ok(plan)
             }
@@ -722,41 +726,6 @@ impl Task<'_> {
             }
             other => Err(fail(format!("{path} already exists as a {other}"), &path)),
         }
-    }
-
-    /// `mkdir` each missing component of `path` from the top, giving each new directory the
-    /// asked owner, group and mode (Ansible's rule, unlike `mkdir -p`).
-    fn mkdirs(&self, path: &str) -> Result<Script, Box<Outcome>> {
-        let absolute = path.starts_with('/');
-        let mut components = Vec::new();
-        let mut cur = String::new();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            if cur.is_empty() && !absolute {
-                cur = part.to_string();
-            } else {
-                cur = format!("{cur}/{part}");
-            }
-            components.push(cur.clone());
-        }
-        let mut new_dir = AttrPlan::default();
-        if let Some(o) = &self.want.owner {
-            new_dir.owner = Some((String::new(), o.clone()));
-        }
-        if let Some(g) = &self.want.group {
-            new_dir.group = Some((String::new(), g.clone()));
-        }
-        if let Some(spec) = &self.want.mode {
-            let bits = spec
-                .resolve_new(true, self.probe.umask)
-                .map_err(|e| fail(e, path))?;
-            new_dir.mode = Some((0, bits));
-        }
-        let mut s = Script::new()
-            .raw("set --")
-            .cmd(&components)
-            .raw("\nfor c; do if [ ! -e \"$c\" ]; then __kv cur \"$c\"; mkdir -- \"$c\" || [ -d \"$c\" ] || __fail mkdir\n");
-        s = s.then(new_dir.script_raw("\"$c\"")).raw("fi; done\n");
-        Ok(s)
     }
 
     /// `recurse`: plan every entry below, apply with `-R` commands (links are never followed).
@@ -967,13 +936,12 @@ impl Task<'_> {
                 match p.st.present().filter(|st| st.kind == FileKind::Link) {
                     Some(st) if !plan.changed => self.attrs(&mut plan, path, Some(st))?,
                     _ => {
-                        let mut new_link = AttrPlan::default();
-                        if let Some(o) = &self.want.owner {
-                            new_link.owner = Some((String::new(), o.clone()));
-                        }
-                        if let Some(g) = &self.want.group {
-                            new_link.group = Some((String::new(), g.clone()));
-                        }
+                        // A link has no mode of its own.
+                        let mut new_link = self
+                            .want
+                            .plan_new(false, p.umask)
+                            .map_err(|e| fail(e, path))?;
+                        new_link.mode = None;
                         plan.run(new_link.script(path));
                     }
                 }
@@ -1124,19 +1092,10 @@ impl Task<'_> {
         plan.current = p.st.present().cloned();
         if prev == "absent" {
             // A new file gets every asked attribute.
-            let mut new_file = AttrPlan::default();
-            if let Some(o) = &self.want.owner {
-                new_file.owner = Some((String::new(), o.clone()));
-            }
-            if let Some(g) = &self.want.group {
-                new_file.group = Some((String::new(), g.clone()));
-            }
-            if let Some(spec) = &self.want.mode {
-                let bits = spec
-                    .resolve_new(false, p.umask)
-                    .map_err(|e| fail(e, &path))?;
-                new_file.mode = Some((0, bits));
-            }
+            let new_file = self
+                .want
+                .plan_new(false, p.umask)
+                .map_err(|e| fail(e, &path))?;
             plan.run(new_file.script(&path));
         } else {
             self.attrs(&mut plan, &path, st.as_ref())?;
