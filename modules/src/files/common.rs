@@ -20,6 +20,8 @@
 //! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~` and
 //!   record `backup=THAT`; fails (status 1) if the copy fails.
 //! - `__fail WHAT`: record `fail=WHAT` and exit 1 (the failed command's stderr stays in stderr).
+//! - `__tilde PATH`: sets `__o` to PATH with a leading `~` made `$HOME` (Ansible expands
+//!   `path` arguments on the target): `__tilde "$p"; p=$__o`.
 //! - `__tree [-L] ROOT FIND-ARGS...`: every entry `find` selects, as records `f=PATH` followed
 //!   by `F=...` (GNU find) or `S=...` (busybox, through stat); read them with [`tree_entries`].
 //!
@@ -63,6 +65,7 @@ __acc() { __a=; if [ -r "$1" ]; then __a=r; else __a=-; fi; if [ -w "$1" ]; then
 __rest() { printf '~%s\0' "$1"; }
 __backup() { __b="$1.$$.$(date +%Y-%m-%d@%H:%M:%S~)" && cp -p -- "$1" "$__b" && __kv backup "$__b"; }
 __fail() { __kv fail "$1"; exit 1; }
+__tilde() { case $1 in '~'|'~/'*) __o=$HOME${1#'~'};; *) __o=$1;; esac; }
 __tree() {
   if find / -maxdepth 0 -printf '' >/dev/null 2>&1; then
     find "$@" -printf 'f=%p\0F=%y %m %U %G %s %n %i %D %A@ %T@ %C@ %u %g\0'

@@ -170,14 +170,15 @@ impl Module for Copy {
             .set("follow", if a.follow { "1" } else { "" })
             .set("diff", if ctx.diff && !a.remote_src { "1" } else { "" })
             .raw(
-                "\nif [ -n \"$dj\" ] && [ -d \"$d\" ]; then d=$dj; fi\n\
+                "\n__tilde \"$d\"; d=$__o; __tilde \"$dj\"; dj=$__o; __tilde \"$s\"; s=$__o;\n\
+                 if [ -n \"$dj\" ] && [ -d \"$d\" ]; then d=$dj; fi\n\
                  if [ -n \"$follow\" ] && [ -L \"$d\" ]; then __r=$(readlink -f -- \"$d\") && [ -n \"$__r\" ] && d=$__r; fi\n\
                  case \"$d\" in */*) pd=${d%/*}; pd=${pd:-/};; *) pd=.;; esac\n\
                  __kv path \"$d\"; __kv st \"$(__st \"$d\")\"; __kv pdir \"$pd\"; __kv pst \"$(__stL \"$pd\")\"\n\
                  if [ -w \"$pd\" ]; then __kv pw 1; fi\n\
                  __kv umask \"$(umask)\"; __kv euid \"$(id -u)\"\n\
                  __s=$(__sum sha1sum \"$d\"); __kv sum \"$__s\"\n\
-                 if [ -n \"$s\" ]; then __kv sst \"$(__stL \"$s\")\"; if [ -r \"$s\" ]; then __kv sr 1; fi; want=$(__sum sha1sum \"$s\"); __kv ssum \"$want\"; fi\n\
+                 if [ -n \"$s\" ]; then __kv xsrc \"$s\"; __kv sst \"$(__stL \"$s\")\"; if [ -r \"$s\" ]; then __kv sr 1; fi; want=$(__sum sha1sum \"$s\"); __kv ssum \"$want\"; fi\n\
                  if [ -n \"$diff\" ] && [ -f \"$d\" ] && [ \"$__s\" != \"$want\" ]; then __rest before; head -c 104449 -- \"$d\"; fi\n",
             );
         let out = ctx.host.exec(&Cmd::script(probe))?;
@@ -339,7 +340,7 @@ impl Module for Copy {
             .raw("\ntrap 'rm -f -- \"$t\"' EXIT\n");
         if let Source::Remote(s) = &source {
             script = script
-                .set("s", s)
+                .set("s", r.get("xsrc").unwrap_or(s))
                 .raw("\ncp -- \"$s\" \"$t\" || __fail cp\n")
                 .raw("touch -r \"$s\" -- \"$t\" 2>/dev/null\n")
                 .raw("chmod --")

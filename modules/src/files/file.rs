@@ -395,6 +395,8 @@ struct Probe {
     absrc: Option<String>,
     absrc_real: Option<String>,
     absrc_st: StatResult,
+    /// `src` with a leading `~` expanded, as the target sees it.
+    src: Option<String>,
     /// `state: hard`: the source's stat (following links, relative to the working directory).
     src_st: StatResult,
     dir_empty: bool,
@@ -441,13 +443,14 @@ fn probe(
         .set("at", date_of(atime))
         .set("tree", if want_tree { "1" } else { "" })
         .raw(
-            "\nif [ -n \"$pj\" ] && [ -d \"$p\" ]; then p=$pj; fi\n\
+            "\n__tilde \"$p\"; p=$__o; __tilde \"$pj\"; pj=$__o; __tilde \"$s\"; s=$__o; __tilde \"$a1\"; a1=$__o; __tilde \"$a2\"; a2=$__o;\n\
+             if [ -n \"$pj\" ] && [ -d \"$p\" ]; then p=$pj; fi\n\
              __kv path \"$p\"; __kv st \"$(__st \"$p\")\"; __kv umask \"$(umask)\"\n\
              if [ -L \"$p\" ]; then __kvc tgt readlink -- \"$p\"; __kvc real readlink -f -- \"$p\"; __kv rst \"$(__stL \"$p\")\"; fi\n\
              if [ -d \"$p\" ] && [ ! -L \"$p\" ] && [ -z \"$(ls -A -- \"$p\" 2>/dev/null)\" ]; then __kv empty 1; fi\n\
              if [ -n \"$s\" ]; then\n\
                if [ ! -L \"$p\" ] && [ -d \"$p\" ]; then a=$a1; else a=$a2; fi\n\
-               __kv absrc \"$a\"; __kv ast \"$(__stL \"$a\")\"; __kvc areal readlink -f -- \"$a\"\n\
+               __kv xsrc \"$s\"; __kv absrc \"$a\"; __kv ast \"$(__stL \"$a\")\"; __kvc areal readlink -f -- \"$a\"\n\
                __kv sst \"$(__stL \"$s\")\"\n\
              fi\n\
              if [ -n \"$mt\" ]; then __kvc mte date -d \"$mt\" +%s; fi\n\
@@ -468,6 +471,10 @@ fn probe(
         real: r.get("real").filter(|s| !s.is_empty()).map(str::to_string),
         real_st: opt_stat("rst"),
         umask: r.umask(),
+        src: a
+            .src
+            .as_ref()
+            .map(|s| r.get("xsrc").unwrap_or(s).to_string()),
         absrc: r.get("absrc").map(str::to_string),
         absrc_real: r.get("areal").filter(|s| !s.is_empty()).map(str::to_string),
         absrc_st: opt_stat("ast"),
@@ -785,7 +792,7 @@ impl Task<'_> {
         let path = p.path.clone();
         let prev = state_of(&p.st);
         // Without src, `follow` keeps the link's current source.
-        let src = match (&self.a.src, &p.link_target) {
+        let src = match (&p.src, &p.link_target) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(t)) if self.a.follow && p.real_st.present().is_some() => Some(t.clone()),
             _ => None,
@@ -954,7 +961,7 @@ impl Task<'_> {
         let p = self.probe;
         let path = p.path.clone();
         let prev = state_of(&p.st);
-        let src = self.a.src.clone();
+        let src = p.src.clone();
         if prev != "hard" && src.is_none() {
             return Err(Box::new(Outcome::failed(
                 "src is required for creating new hardlinks",

@@ -27,7 +27,8 @@ impl Module for Slurp {
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: SlurpArgs = args::parse("slurp", args)?;
         let script = Script::new().set("p", &a.src).raw(
-            "\nif [ -d \"$p\" ]; then exit 4; fi\n\
+            "\ncase $p in '~'|'~/'*) p=$HOME${p#'~'};; esac\n\
+             if [ -d \"$p\" ]; then exit 4; fi\n\
              if [ ! -e \"$p\" ]; then exit 3; fi\n\
              if [ ! -r \"$p\" ]; then exit 5; fi\n\
              exec cat -- \"$p\"",

@@ -50,7 +50,7 @@ impl Module for Stat {
             .raw(PRELUDE)
             .set("p", &a.path)
             .set("sum", a.checksum_algorithm.command())
-            .raw("\n");
+            .raw("\n__tilde \"$p\"; p=$__o\n");
         script = if a.follow {
             script.raw("__kv st \"$(__stL \"$p\")\"\n")
         } else {

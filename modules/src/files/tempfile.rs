@@ -55,7 +55,7 @@ impl Module for TempFile {
         let dir = a.path.as_deref().filter(|p| !p.is_empty());
         let mut script = Script::new().raw(PRELUDE);
         script = match dir {
-            Some(d) => script.set("d", d),
+            Some(d) => script.set("d", d).raw("\n__tilde \"$d\"; d=$__o"),
             // Python's tempfile.gettempdir(): $TMPDIR first, then /tmp.
             None => script.raw("d=${TMPDIR:-/tmp}"),
         };
