@@ -1,6 +1,7 @@
 //! Modules that manage files on the target.
 
 pub mod blockinfile;
+pub mod common;
 pub mod copy;
 pub mod file;
 pub mod find;

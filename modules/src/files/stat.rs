@@ -1,17 +1,268 @@
-//! The `stat` module (stub: being written).
+//! The `stat` module: everything Ansible's `stat` reports about one path, in one exec.
+//!
+//! `get_mime` and `get_attributes` are accepted so playbooks run unchanged, but their keys
+//! (`mimetype`, `charset`, `attributes`, ...) are not produced: they need `file(1)` and
+//! `lsattr`, which minimal targets lack, and almost nobody reads them.
 
-use crate::{Ctx, Map, Module, ModuleError, Outcome};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::common::{stat_mode_str, ChecksumAlgo, FileKind, Records, StatResult, PRELUDE};
+use crate::{args, Cmd, Ctx, Map, Module, ModuleError, Outcome, Script};
 
 /// `stat`.
 pub struct Stat;
+
+fn yes() -> bool {
+    true
+}
+
+fn sha1() -> ChecksumAlgo {
+    ChecksumAlgo::Sha1
+}
+
+#[derive(Debug, Deserialize)]
+struct StatArgs {
+    #[serde(alias = "dest", alias = "name")]
+    path: String,
+    #[serde(default)]
+    follow: bool,
+    #[serde(default = "yes")]
+    get_checksum: bool,
+    #[serde(default = "sha1", alias = "checksum", alias = "checksum_algo")]
+    checksum_algorithm: ChecksumAlgo,
+    #[serde(default, alias = "mime", alias = "mime_type", alias = "mime-type")]
+    #[allow(dead_code)]
+    get_mime: Option<bool>,
+    #[serde(default, alias = "attr", alias = "attributes")]
+    #[allow(dead_code)]
+    get_attributes: Option<bool>,
+}
 
 impl Module for Stat {
     fn name(&self) -> &'static str {
         "stat"
     }
-    fn run(&self, _ctx: &mut Ctx<'_>, _args: &Map) -> Result<Outcome, ModuleError> {
-        Err(ModuleError::Failed(
-            "the stat module is not written yet".into(),
-        ))
+
+    fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
+        let a: StatArgs = args::parse("stat", args)?;
+        let mut script = Script::new()
+            .raw(PRELUDE)
+            .set("p", &a.path)
+            .set("sum", a.checksum_algorithm.command())
+            .raw("\n__tilde \"$p\"; p=$__o\n");
+        script = if a.follow {
+            script.raw("__kv st \"$(__stL \"$p\")\"\n")
+        } else {
+            script.raw(
+                "__kv st \"$(__st \"$p\")\"\n\
+                 if [ -L \"$p\" ]; then __kvc tgt readlink -- \"$p\"; __kvc real readlink -f -- \"$p\"; fi\n",
+            )
+        };
+        script = script.raw("__kv acc \"$(__acc \"$p\")\"\n");
+        if a.get_checksum {
+            script = script.raw("__kv sum \"$(__sum \"$sum\" \"$p\")\"\n");
+        }
+        let out = ctx.host.exec(&Cmd::script(script))?;
+        let records = Records::parse(&out.stdout);
+        let st = match records.stat("st") {
+            StatResult::Present(st) => st,
+            StatResult::Absent => {
+                return Ok(Outcome::ok().with("stat", json!({"exists": false})));
+            }
+            StatResult::Error(msg) => return Ok(Outcome::failed(msg)),
+        };
+
+        let m = st.perm;
+        let flag = |bit: u32| m & bit != 0;
+        let mut s = Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            s.insert(k.to_string(), v);
+        };
+        put("exists", json!(true));
+        put("path", json!(a.path));
+        put("mode", json!(stat_mode_str(m)));
+        put("isdir", json!(st.kind == FileKind::Directory));
+        put("ischr", json!(st.kind == FileKind::CharDevice));
+        put("isblk", json!(st.kind == FileKind::BlockDevice));
+        put("isreg", json!(st.kind == FileKind::File));
+        put("isfifo", json!(st.kind == FileKind::Fifo));
+        put("islnk", json!(st.kind == FileKind::Link));
+        put("issock", json!(st.kind == FileKind::Socket));
+        put("uid", json!(st.uid));
+        put("gid", json!(st.gid));
+        put("size", json!(st.size));
+        put("inode", json!(st.inode));
+        put("dev", json!(st.dev));
+        put("nlink", json!(st.nlink));
+        put("atime", json!(st.atime));
+        put("mtime", json!(st.mtime));
+        put("ctime", json!(st.ctime));
+        for (key, bit) in [
+            ("wusr", 0o200),
+            ("rusr", 0o400),
+            ("xusr", 0o100),
+            ("wgrp", 0o020),
+            ("rgrp", 0o040),
+            ("xgrp", 0o010),
+            ("woth", 0o002),
+            ("roth", 0o004),
+            ("xoth", 0o001),
+            ("isuid", 0o4000),
+            ("isgid", 0o2000),
+        ] {
+            put(key, json!(flag(bit)));
+        }
+        if let Some(blocks) = st.blocks {
+            put("blocks", json!(blocks));
+        }
+        if let Some(block_size) = st.block_size {
+            put("block_size", json!(block_size));
+        }
+        if let Some(rdev) = st.rdev {
+            put("device_type", json!(rdev));
+        }
+        let access = records.get("acc").unwrap_or("---").as_bytes();
+        put("readable", json!(access.first() == Some(&b'r')));
+        put("writeable", json!(access.get(1) == Some(&b'w')));
+        put("executable", json!(access.get(2) == Some(&b'x')));
+        if st.kind == FileKind::Link {
+            put("lnk_source", json!(records.get("real").unwrap_or_default()));
+            put("lnk_target", json!(records.get("tgt").unwrap_or_default()));
+        }
+        if let Some(name) = &st.owner {
+            put("pw_name", json!(name));
+        }
+        if let Some(name) = &st.group {
+            put("gr_name", json!(name));
+        }
+        // Ansible only sums regular files (a link's target is not summed without `follow`).
+        if st.kind == FileKind::File {
+            if let Some(sum) = records.get("sum").filter(|s| !s.is_empty()) {
+                put("checksum", json!(sum));
+            }
+        }
+        Ok(Outcome::ok().with("stat", serde_json::Value::Object(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::LocalHost;
+    use crate::Value;
+
+    fn run(args: Value, check: bool) -> Result<Outcome, ModuleError> {
+        let mut host = LocalHost::new("localhost");
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check,
+            diff: true,
+            facts: &facts,
+        };
+        let Value::Object(map) = args else {
+            panic!("args must be an object")
+        };
+        Stat.run(&mut ctx, &map)
+    }
+
+    fn stat_of(outcome: &Outcome) -> &Map {
+        match outcome.result.get("stat") {
+            Some(Value::Object(m)) => m,
+            other => panic!("no stat dict: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn regular_file_with_hostile_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a 'b' \"c\" $(x) `y`\nz");
+        std::fs::write(&path, b"x").expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .expect("chmod");
+        let p = path.to_str().expect("utf-8");
+        for check in [false, true] {
+            let out = run(json!({"path": p}), check).expect("runs");
+            assert!(!out.changed && !out.failed);
+            let s = stat_of(&out);
+            assert_eq!(s["exists"], json!(true));
+            assert_eq!(s["path"], json!(p));
+            assert_eq!(s["mode"], json!("0640"));
+            assert_eq!(s["isreg"], json!(true));
+            assert_eq!(s["islnk"], json!(false));
+            assert_eq!(s["size"], json!(1));
+            assert_eq!(
+                s["checksum"],
+                json!("11f6ad8ec52a2984abaafd7c3b516503785c2072")
+            );
+            assert_eq!(s["rusr"], json!(true));
+            assert_eq!(s["roth"], json!(false));
+            assert_eq!(s["readable"], json!(true));
+            assert_eq!(s["executable"], json!(false));
+            assert!(s["mtime"].as_f64().is_some_and(|t| t > 1.0e9));
+            assert!(s.contains_key("pw_name") && s.contains_key("inode"));
+        }
+    }
+
+    #[test]
+    fn checksum_algorithm_and_opt_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(json!({"path": p, "checksum_algorithm": "md5"}), false).expect("runs");
+        assert_eq!(
+            stat_of(&out)["checksum"],
+            json!("9dd4e461268c8034f5c8564e155c67a6")
+        );
+        let out = run(json!({"path": p, "get_checksum": "no"}), false).expect("runs");
+        assert!(!stat_of(&out).contains_key("checksum"));
+    }
+
+    #[test]
+    fn links_directories_and_missing_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"abc").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("target", &link).expect("symlink");
+        let l = link.to_str().expect("utf-8");
+
+        let out = run(json!({"path": l}), false).expect("runs");
+        let s = stat_of(&out);
+        assert_eq!(s["islnk"], json!(true));
+        assert_eq!(s["isreg"], json!(false));
+        assert_eq!(s["lnk_target"], json!("target"));
+        assert_eq!(s["lnk_source"], json!(target.to_str().expect("utf-8")));
+        assert!(!s.contains_key("checksum"));
+
+        let out = run(json!({"path": l, "follow": true}), false).expect("runs");
+        let s = stat_of(&out);
+        assert_eq!(
+            (s["islnk"].clone(), s["size"].clone()),
+            (json!(false), json!(3))
+        );
+
+        let d = dir.path().to_str().expect("utf-8");
+        let out = run(json!({"name": d}), false).expect("runs");
+        assert_eq!(stat_of(&out)["isdir"], json!(true));
+
+        let missing = format!("{d}/nope");
+        let out = run(json!({"path": missing}), false).expect("runs");
+        assert_eq!(out.result["stat"], json!({"exists": false}));
+        assert!(!out.changed);
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        let err = run(json!({"path": "/x", "get_md5": true}), false).expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("Unsupported parameters for (stat) module: get_md5."),
+            "{err}"
+        );
+        let err = run(json!({}), false).expect_err("refused");
+        assert_eq!(err.to_string(), "missing required arguments: path");
     }
 }
