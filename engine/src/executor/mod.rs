@@ -501,8 +501,12 @@ impl Runner {
             for &i in &failed {
                 if let Ok(mut st) = ctx.states[i].lock() {
                     st.failed = false;
-                    st.stats.failed = st.stats.failed.saturating_sub(1);
-                    st.stats.rescued += 1;
+                    // The failure was already counted; a rescued failure counts as rescued instead.
+                    if let Ok(mut stats) = self.stats.lock() {
+                        let s = stats.entry(st.name.clone()).or_default();
+                        s.failed = s.failed.saturating_sub(1);
+                        s.rescued += 1;
+                    }
                     if let Some((task, result)) = st.failed_task.clone() {
                         st.layers
                             .set_facts

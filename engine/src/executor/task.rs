@@ -375,7 +375,11 @@ impl Runner {
             ignored,
             censored: no_log,
             diff: None,
-            result,
+            result: if t.action == "debug" {
+                clean_debug_result(result)
+            } else {
+                result
+            },
         };
         let mut lines = Vec::new();
 
@@ -863,6 +867,32 @@ impl Runner {
             _ => ctx.play.dir.join(file),
         }
     }
+}
+
+/// What a debug line shows, as Ansible's callback trims it: `msg` alone, or the variable alone.
+fn clean_debug_result(mut result: Map<String, Value>) -> Map<String, Value> {
+    if result.contains_key("msg") {
+        result.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "msg" | "exception" | "warnings" | "deprecations"
+            ) || k.starts_with('_')
+        });
+    } else {
+        for k in [
+            "changed",
+            "failed",
+            "skipped",
+            "invocation",
+            "skip_reason",
+            "ansible_loop_var",
+            "ansible_index_var",
+            "ansible_loop",
+        ] {
+            result.remove(k);
+        }
+    }
+    result
 }
 
 /// What `ansible_failed_task` holds.

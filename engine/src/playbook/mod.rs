@@ -368,10 +368,7 @@ impl Loader {
             .exit_code(1));
         }
         let root = yaml::load_one(path)?;
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = parent_dir(path);
         let items = match &root.kind {
             NodeKind::Seq(items) => items.clone(),
             NodeKind::Null => Vec::new(),
@@ -557,10 +554,7 @@ impl Loader {
             );
         }
         let root = yaml::load_one(path)?;
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = parent_dir(path);
         // Nested relative includes resolve against the including playbook's dir first in Ansible;
         // we resolve against the task file's own dir, then the playbook dir (see executor).
         self.load_tasks(&root, &dir, inherited, handlers)
@@ -851,6 +845,14 @@ impl Loader {
             notify,
         });
         Ok(())
+    }
+}
+
+/// The directory a file is in; `.` for a bare file name.
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

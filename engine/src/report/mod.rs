@@ -362,7 +362,8 @@ fn censor(result: &Map<String, Value>) -> Map<String, Value> {
 /// Keys Ansible keeps out of displayed results.
 fn display_result(result: &Map<String, Value>) -> Map<String, Value> {
     let mut m = result.clone();
-    m.retain(|k, _| !k.starts_with("_ansible") && k != "diff" && k != "ansible_loop_var_internal");
+    // `failed` is what the line's status already says; Ansible does not repeat it.
+    m.retain(|k, _| !k.starts_with("_ansible") && k != "diff" && k != "failed");
     m
 }
 
