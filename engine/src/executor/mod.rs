@@ -783,9 +783,8 @@ impl Runner {
         let name = t.display_name();
         self.report.task_start(&name, handler);
         // (file, params) in first-seen order, with the hosts that include it.
-        let mut includes: Vec<(PathBuf, Map<String, Value>, Vec<usize>)> = Vec::new();
+        let mut includes: Vec<(PathBuf, Map<String, Value>, Option<String>, Vec<usize>)> = Vec::new();
         let mut lines = Vec::new();
-        let mut included = Vec::new();
         for &i in hosts {
             let Ok(mut st) = ctx.states[i].lock() else {
                 continue;
@@ -808,18 +807,12 @@ impl Runner {
                 Ok(entries) => {
                     for (path, p, label) in entries {
                         st.stats.ok += 1;
-                        included.push(format!(
-                            "included: {} for {}{}",
-                            path.display(),
-                            st.name,
-                            label.map(|l| format!(" => (item={l})")).unwrap_or_default()
-                        ));
                         match includes
                             .iter_mut()
-                            .find(|(ip, pp, _)| ip == &path && pp == &p)
+                            .find(|(ip, pp, _, _)| ip == &path && pp == &p)
                         {
-                            Some(entry) => entry.2.push(i),
-                            None => includes.push((path, p, vec![i])),
+                            Some(entry) => entry.3.push(i),
+                            None => includes.push((path, p, label, vec![i])),
                         }
                     }
                 }
@@ -844,14 +837,25 @@ impl Runner {
             }
         }
         self.report.host_lines(&lines);
-        for msg in included {
-            self.report.note(&msg);
+        // One line per included file (and item), naming every host that includes it, as Ansible prints it.
+        for (path, _, label, inc_hosts) in &includes {
+            let names: Vec<String> = inc_hosts
+                .iter()
+                .filter_map(|&i| ctx.states[i].lock().ok().map(|s| s.name.clone()))
+                .collect();
+            let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            self.report.note(&format!(
+                "included: {} for {}{}",
+                shown.display(),
+                names.join(", "),
+                label.as_ref().map(|l| format!(" => (item={l})")).unwrap_or_default()
+            ));
         }
         for &i in hosts {
             self.sync_stats(ctx, i);
         }
         let mut loader = Loader::default();
-        for (path, p, inc_hosts) in includes {
+        for (path, p, _, inc_hosts) in includes {
             let inherited = Inherited {
                 tags: t.tags.clone(),
                 ..Inherited::default()

@@ -514,6 +514,10 @@ impl Runner {
             self.notify(ctx, st, t);
         }
         lines.extend(item_lines);
+        if all_skipped && n > 0 {
+            // Ansible closes a loop whose every item was skipped with one plain skipping line.
+            lines.push(line(Status::Skipped, None, Map::new(), false));
+        }
         lines
     }
 
