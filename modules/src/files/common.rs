@@ -804,11 +804,12 @@ fn id_value(id: &str) -> Value {
 pub fn attr_failure_msg(what: &str, want: &WantAttrs, stderr: &str) -> String {
     let stderr = stderr.trim();
     match what {
-        "chown" if stderr.contains("invalid user") => format!(
+        // GNU says "invalid user", busybox "unknown user".
+        "chown" if stderr.contains("invalid user") || stderr.contains("unknown user") => format!(
             "chown failed: failed to look up user {}",
             want.owner.as_deref().unwrap_or_default()
         ),
-        "chgrp" if stderr.contains("invalid group") => format!(
+        "chgrp" if stderr.contains("invalid group") || stderr.contains("unknown group") => format!(
             "chgrp failed: failed to look up group {}",
             want.group.as_deref().unwrap_or_default()
         ),
