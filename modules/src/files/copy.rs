@@ -984,4 +984,22 @@ mod tests {
         let args = json!({"dest": &dest, "content": "x", "mode": "0600"});
         assert_eq!(round_trips(&args), (2, 0), "mode only: probe, chmod");
     }
+
+    #[test]
+    fn a_leading_tilde_in_dest_is_the_targets_home() {
+        let home = std::env::var("HOME").expect("HOME");
+        let dir = tempfile::tempdir_in(&home).expect("tempdir in HOME");
+        let name = dir
+            .path()
+            .file_name()
+            .expect("name")
+            .to_str()
+            .expect("utf-8");
+        let args = json!({"dest": format!("~/{name}/f"), "content": "x"});
+        let out = run(args.clone());
+        assert!(out.changed);
+        assert_eq!(out.result["dest"], json!(format!("{home}/{name}/f")));
+        assert_eq!(std::fs::read(dir.path().join("f")).expect("written"), b"x");
+        assert!(!run(args).changed);
+    }
 }
