@@ -134,19 +134,19 @@ impl Module for Copy {
                 .with("expected_checksum", expected.as_str()));
             }
         }
+        // The controller path the content came from: `_src`, or `src` as the engine left it
+        // (with `_content_b64`) or as it is on the target (`remote_src`).
+        let origin = a._src.clone().or_else(|| a.src.clone());
         let name = a
             ._original_basename
             .clone()
-            .or_else(|| a._src.as_deref().map(|s| basename(s).to_string()))
-            .or_else(|| match &source {
-                Source::Remote(s) => Some(basename(s.trim_end_matches('/')).to_string()),
-                Source::Bytes(_) => None,
+            .or_else(|| {
+                origin
+                    .as_deref()
+                    .map(|s| basename(s.trim_end_matches('/')).to_string())
             })
             .filter(|n| !n.is_empty());
-        let result_src = a._src.clone().or_else(|| match &source {
-            Source::Remote(s) => Some(s.clone()),
-            Source::Bytes(_) => None,
-        });
+        let result_src = origin;
 
         // `dest/` means "inside this directory, created if missing".
         let into_dir = a.dest.ends_with('/');
