@@ -45,6 +45,26 @@
 //! (Ansible's `{before: {path, state, ...}, after: {...}}` diff as a [`FileDiff`]),
 //! [`sha1_hex`], [`py_repr`] (Python's `repr` of a string, for messages), [`normpath`],
 //! [`parent_dir`], [`basename`], [`join_path`].
+//!
+//! ## Example: a text editor's state, contents and change
+//! ```text
+//! // One exec: the path as the target sees it, its stat, the umask and the contents.
+//! let probe = Script::new().raw(PRELUDE).set("p", &path).raw(
+//!     "\n__tilde \"$p\"; p=$__o; __kv path \"$p\"; __kv st \"$(__st \"$p\")\"\n\
+//!      __kv umask \"$(umask)\"; if [ -f \"$p\" ]; then __rest content; cat -- \"$p\"; fi",
+//! );
+//! let r = Records::parse(&ctx.host.exec(&Cmd::script(probe))?.stdout);
+//! let path = r.get("path").unwrap_or(&path).to_string();
+//! let st = r.stat("st");                  // Present(PathStat) | Absent | Error(msg)
+//! let before = r.rest("content");         // None when the file is absent
+//! let plan = want.plan(st.present()?, r.umask())?;   // owner/group/mode still to fix
+//! // Change: ctx.host.put(new_bytes, &path, &FileAttrs { mode, .. }) writes atomically;
+//! // then one exec for backup/attributes/result stat:
+//! let change = Script::new().raw(PRELUDE).set("d", &path)
+//!     .raw("\n__backup \"$d\" || __fail backup\n")   // before the put, if backup: yes
+//!     .then(plan.script(&path))
+//!     .raw("__kv fin \"$(__st \"$d\")\"");
+//! ```
 
 use serde_json::json;
 use sha1::{Digest, Sha1};
@@ -804,11 +824,12 @@ fn id_value(id: &str) -> Value {
 pub fn attr_failure_msg(what: &str, want: &WantAttrs, stderr: &str) -> String {
     let stderr = stderr.trim();
     match what {
-        "chown" if stderr.contains("invalid user") => format!(
+        // GNU says "invalid user", busybox "unknown user".
+        "chown" if stderr.contains("invalid user") || stderr.contains("unknown user") => format!(
             "chown failed: failed to look up user {}",
             want.owner.as_deref().unwrap_or_default()
         ),
-        "chgrp" if stderr.contains("invalid group") => format!(
+        "chgrp" if stderr.contains("invalid group") || stderr.contains("unknown group") => format!(
             "chgrp failed: failed to look up group {}",
             want.group.as_deref().unwrap_or_default()
         ),

@@ -134,19 +134,19 @@ impl Module for Copy {
                 .with("expected_checksum", expected.as_str()));
             }
         }
+        // The controller path the content came from: `_src`, or `src` as the engine left it
+        // (with `_content_b64`) or as it is on the target (`remote_src`).
+        let origin = a._src.clone().or_else(|| a.src.clone());
         let name = a
             ._original_basename
             .clone()
-            .or_else(|| a._src.as_deref().map(|s| basename(s).to_string()))
-            .or_else(|| match &source {
-                Source::Remote(s) => Some(basename(s.trim_end_matches('/')).to_string()),
-                Source::Bytes(_) => None,
+            .or_else(|| {
+                origin
+                    .as_deref()
+                    .map(|s| basename(s.trim_end_matches('/')).to_string())
             })
             .filter(|n| !n.is_empty());
-        let result_src = a._src.clone().or_else(|| match &source {
-            Source::Remote(s) => Some(s.clone()),
-            Source::Bytes(_) => None,
-        });
+        let result_src = origin;
 
         // `dest/` means "inside this directory, created if missing".
         let into_dir = a.dest.ends_with('/');
@@ -983,5 +983,23 @@ mod tests {
         assert_eq!(round_trips(&args), (1, 0), "converged: one exec");
         let args = json!({"dest": &dest, "content": "x", "mode": "0600"});
         assert_eq!(round_trips(&args), (2, 0), "mode only: probe, chmod");
+    }
+
+    #[test]
+    fn a_leading_tilde_in_dest_is_the_targets_home() {
+        let home = std::env::var("HOME").expect("HOME");
+        let dir = tempfile::tempdir_in(&home).expect("tempdir in HOME");
+        let name = dir
+            .path()
+            .file_name()
+            .expect("name")
+            .to_str()
+            .expect("utf-8");
+        let args = json!({"dest": format!("~/{name}/f"), "content": "x"});
+        let out = run(args.clone());
+        assert!(out.changed);
+        assert_eq!(out.result["dest"], json!(format!("{home}/{name}/f")));
+        assert_eq!(std::fs::read(dir.path().join("f")).expect("written"), b"x");
+        assert!(!run(args).changed);
     }
 }

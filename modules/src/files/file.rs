@@ -1029,28 +1029,38 @@ impl Task<'_> {
         }
         if plan.changed {
             let src = src.clone().unwrap_or_default();
-            // Python's os.link follows a symlinked src; so does `ln -L`.
+            // Python's os.link follows a symlinked src; so does `ln -L` (busybox has no -L:
+            // plain `ln` there, which links the symlink itself).
             let s = match prev {
                 "absent" => Script::new()
-                    .raw("ln -L --")
+                    .raw("{ ln -L --")
                     .arg(&src)
                     .arg(&path)
-                    .raw("|| __fail link\n"),
+                    .raw("2>/dev/null || ln --")
+                    .arg(&src)
+                    .arg(&path)
+                    .raw("; } || __fail link\n"),
                 // A rename over a symlink to a directory would land inside it: unlink first.
                 "link" => Script::new()
                     .raw("rm -f --")
                     .arg(&path)
-                    .raw("&& ln -L --")
+                    .raw("&& { ln -L --")
                     .arg(&src)
                     .arg(&path)
-                    .raw("|| __fail replace\n"),
+                    .raw("2>/dev/null || ln --")
+                    .arg(&src)
+                    .arg(&path)
+                    .raw("; } || __fail replace\n"),
                 _ => {
                     let tmp = temp_beside(&path);
                     Script::new()
-                        .raw("ln -L --")
+                        .raw("{ ln -L --")
                         .arg(&src)
                         .arg(&tmp)
-                        .raw("&& mv -f --")
+                        .raw("2>/dev/null || ln --")
+                        .arg(&src)
+                        .arg(&tmp)
+                        .raw("; } && mv -f --")
                         .arg(&tmp)
                         .arg(&path)
                         .raw("|| { rm -f --")

@@ -265,4 +265,20 @@ mod tests {
         let err = run(json!({}), false).expect_err("refused");
         assert_eq!(err.to_string(), "missing required arguments: path");
     }
+
+    #[test]
+    fn a_leading_tilde_is_the_targets_home() {
+        let home = std::env::var("HOME").expect("HOME");
+        let dir = tempfile::tempdir_in(&home).expect("tempdir in HOME");
+        std::fs::write(dir.path().join("f"), b"x").expect("write");
+        let name = dir
+            .path()
+            .file_name()
+            .expect("name")
+            .to_str()
+            .expect("utf-8");
+        let out = run(json!({"path": format!("~/{name}/f")}), false).expect("runs");
+        assert_eq!(stat_of(&out)["exists"], json!(true));
+        assert_eq!(stat_of(&out)["size"], json!(1));
+    }
 }

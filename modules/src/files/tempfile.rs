@@ -64,18 +64,19 @@ impl Module for TempFile {
             .set("pre", &a.prefix)
             .set("suf", &a.suffix)
             .raw("\n");
-        // GNU mktemp wants the suffix apart (--suffix); busybox has no --suffix, so it is
-        // only passed when there is one.
-        script = script.raw(match a.state {
-            TempState::File => {
-                "if [ -n \"$suf\" ]; then t=$(mktemp --suffix=\"$suf\" \"$d/${pre}XXXXXXXX\"); \
-                 else t=$(mktemp \"$d/${pre}XXXXXXXX\"); fi || exit 1\n"
-            }
-            TempState::Directory => {
-                "if [ -n \"$suf\" ]; then t=$(mktemp -d --suffix=\"$suf\" \"$d/${pre}XXXXXXXX\"); \
-                 else t=$(mktemp -d \"$d/${pre}XXXXXXXX\"); fi || exit 1\n"
-            }
-        });
+        // GNU mktemp wants the suffix apart (--suffix). Busybox has no --suffix: there the
+        // name is made here and created exclusively (noclobber `>` / `mkdir`), mode 0600/0700.
+        script = script.set("dflag", if a.state == TempState::Directory { "-d" } else { "" }).raw(
+            "\n__mkt() {\n\
+               __i=0; while [ $__i -lt 50 ]; do __i=$((__i+1))\n\
+                 __r=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \\n'); t=$d/$pre$__r$suf\n\
+                 if [ -n \"$dflag\" ]; then (umask 077; mkdir -- \"$t\") && return 0\n\
+                 else (umask 077; set -C; : > \"$t\") && return 0; fi\n\
+                 [ -d \"$d\" ] || return 1\n\
+               done; return 1; }\n\
+             if [ -z \"$suf\" ]; then t=$(mktemp $dflag \"$d/${pre}XXXXXXXX\") || exit 1\n\
+             elif ! t=$(mktemp $dflag --suffix=\"$suf\" \"$d/${pre}XXXXXXXX\" 2>/dev/null); then __mkt || exit 1; fi\n",
+        );
         script = script.raw("__kv path \"$t\"; __kv st \"$(__st \"$t\")\"");
         let out = ctx.host.exec(&Cmd::script(script))?;
         let records = Records::parse(&out.stdout);
