@@ -116,7 +116,7 @@ impl Runner {
     }
 
     /// The task's display name, templated with the first host's variables when it holds templates.
-    fn task_title(&self, ctx: &PlayCtx<'_>, t: &crate::playbook::Task, hosts: &[usize]) -> String {
+    fn task_title(&self, ctx: &PlayCtx<'_>, t: &crate::playbook::Task, hosts: &[usize], params: &Map<String, Value>) -> String {
         let name = t.display_name();
         if !name.contains("{{") {
             return name;
@@ -127,7 +127,7 @@ impl Runner {
         let Ok(st) = ctx.states[first].lock() else {
             return name;
         };
-        let vars = self.host_scope_vars(ctx, &st, &t.vars, &Map::new());
+        let vars = self.host_scope_vars(ctx, &st, &t.vars, params);
         match self.templar.template_str(&name, &self.scope(vars)) {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
@@ -143,7 +143,7 @@ impl Runner {
         params: &Map<String, Value>,
         handler: bool,
     ) {
-        let title = self.task_title(ctx, t, hosts);
+        let title = self.task_title(ctx, t, hosts, params);
         self.report.task_start(&title, handler);
         let run_once = t
             .keyword("run_once")

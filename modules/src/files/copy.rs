@@ -90,6 +90,9 @@ impl Module for Copy {
     fn name(&self) -> &'static str {
         "copy"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<CopyArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: CopyArgs = args::parse("copy", args)?;

@@ -90,6 +90,9 @@ impl Module for File {
     fn name(&self) -> &'static str {
         "file"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<FileArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: FileArgs = args::parse("file", args)?;

@@ -214,6 +214,9 @@ impl Module for Find {
     fn name(&self) -> &'static str {
         "find"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<FindArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: FindArgs = args::parse("find", args)?;

@@ -23,6 +23,9 @@ impl Module for Slurp {
     fn name(&self) -> &'static str {
         "slurp"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<SlurpArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: SlurpArgs = args::parse("slurp", args)?;

@@ -43,6 +43,9 @@ impl Module for Stat {
     fn name(&self) -> &'static str {
         "stat"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<StatArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: StatArgs = args::parse("stat", args)?;

@@ -38,6 +38,9 @@ impl Module for TempFile {
     fn name(&self) -> &'static str {
         "tempfile"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<TempFileArgs>()
+    }
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: TempFileArgs = args::parse("tempfile", args)?;
