@@ -213,7 +213,7 @@ fn run_plugin(
             }
             Ok(out)
         }
-        "list" => flat_terms(terms),
+        "list" => terms.iter().map(to_json).collect(),
         "indexed_items" => Ok(flat_terms(terms)?
             .into_iter()
             .enumerate()
