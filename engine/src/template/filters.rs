@@ -442,19 +442,21 @@ fn type_debug(value: Value) -> Result<Value, Error> {
 // ---------------------------------------------------------------------------------------------
 // Text
 
-fn capitalize(value: Value) -> Result<Value, Error> {
-    let s = text(&value)?;
+/// Python's `str.capitalize()`.
+pub(crate) fn py_capitalize(s: &str) -> String {
     let mut chars = s.chars();
-    Ok(match chars.next() {
+    match chars.next() {
         Some(first) => format!("{}{}", first.to_uppercase(), chars.as_str().to_lowercase()),
         None => String::new(),
     }
-    .into())
+}
+
+fn capitalize(value: Value) -> Result<Value, Error> {
+    Ok(py_capitalize(&text(&value)?).into())
 }
 
 /// Python's `str.title()`: upper after any non-letter, lower elsewhere.
-fn title(value: Value) -> Result<Value, Error> {
-    let s = text(&value)?;
+pub(crate) fn py_title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut prev_cased = false;
     for c in s.chars() {
@@ -465,7 +467,11 @@ fn title(value: Value) -> Result<Value, Error> {
         }
         prev_cased = c.is_alphabetic();
     }
-    Ok(out.into())
+    out
+}
+
+fn title(value: Value) -> Result<Value, Error> {
+    Ok(py_title(&text(&value)?).into())
 }
 
 fn trim(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {

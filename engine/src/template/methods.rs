@@ -6,7 +6,7 @@ use minijinja::value::{from_args, Kwargs, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
 use super::context::{is_undefined, list_of, to_json};
-use super::filters::{check_defined, py_eq, py_split, text};
+use super::filters::{check_defined, py_capitalize, py_eq, py_split, py_title, text};
 
 fn unknown(value: &Value, method: &str) -> Error {
     Error::new(
@@ -75,7 +75,8 @@ fn string_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, E
             })
             .collect::<String>()
             .into(),
-        "capitalize" | "title" => return value.call_method_via_filter(method),
+        "capitalize" => py_capitalize(&s).into(),
+        "title" => py_title(&s).into(),
         "strip" => match strip_set(args)? {
             Some(set) => s.trim_matches(|c| set.contains(&c)).into(),
             None => s.trim().into(),
@@ -294,42 +295,6 @@ fn string_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, E
         }
         _ => return Err(unknown(value, method)),
     })
-}
-
-/// Filter-backed string methods whose Python behaviour the filters already implement.
-trait ViaFilter {
-    fn call_method_via_filter(&self, method: &str) -> Result<Value, Error>;
-}
-
-impl ViaFilter for Value {
-    fn call_method_via_filter(&self, method: &str) -> Result<Value, Error> {
-        let s = text(self)?;
-        Ok(match method {
-            "capitalize" => {
-                let mut chars = s.chars();
-                match chars.next() {
-                    Some(first) => {
-                        format!("{}{}", first.to_uppercase(), chars.as_str().to_lowercase())
-                    }
-                    None => String::new(),
-                }
-            }
-            _ => {
-                let mut out = String::with_capacity(s.len());
-                let mut prev_cased = false;
-                for c in s.chars() {
-                    if prev_cased {
-                        out.extend(c.to_lowercase());
-                    } else {
-                        out.extend(c.to_uppercase());
-                    }
-                    prev_cased = c.is_alphabetic();
-                }
-                out
-            }
-        }
-        .into())
-    }
 }
 
 fn map_method(_state: &State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
