@@ -24,7 +24,7 @@ use serde_json::Value as Json;
 use super::{HostVars, Inner, Map, TemplateError};
 
 /// Deeper lazy resolution than this is certainly a runaway chain.
-const MAX_RESOLVE_DEPTH: usize = 200;
+const MAX_RESOLVE_DEPTH: usize = 64;
 
 /// The placeholder `omit` evaluates to; task-argument handling drops arguments equal to it.
 pub const OMIT_TOKEN: &str = "__omit_place_holder__play__";

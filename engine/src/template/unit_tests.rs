@@ -477,3 +477,22 @@ fn hot_path_leaves_plain_strings_alone() {
     // Generous bound: this is about not compiling anything, even in debug builds.
     assert!(start.elapsed() < std::time::Duration::from_secs(2));
 }
+
+#[test]
+fn long_variable_chains_resolve_on_a_small_stack() {
+    // v0 -> v1 -> ... -> v59 = 1: deep lazy resolution must fit a 2 MiB thread stack.
+    let mut m = Map::new();
+    for i in 0..59 {
+        m.insert(format!("v{i}"), json!(format!("{{{{ v{} }}}}", i + 1)));
+    }
+    m.insert("v59".into(), json!(1));
+    let s = Scope::new(m);
+    let out = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || Templar::new().template_str("{{ v0 + 1 }}", &s).ok())
+        .expect("spawn")
+        .join()
+        .ok()
+        .flatten();
+    assert_eq!(out, Some(json!(2)));
+}
