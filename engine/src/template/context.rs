@@ -24,7 +24,7 @@ use serde_json::Value as Json;
 use super::{HostVars, Inner, Map, TemplateError};
 
 /// Deeper lazy resolution than this is certainly a runaway chain.
-const MAX_RESOLVE_DEPTH: usize = 200;
+const MAX_RESOLVE_DEPTH: usize = 64;
 
 /// The placeholder `omit` evaluates to; task-argument handling drops arguments equal to it.
 pub const OMIT_TOKEN: &str = "__omit_place_holder__play__";
@@ -855,4 +855,73 @@ pub(crate) fn item_opt(value: &Value, key: &Value) -> Option<Value> {
         Ok(v) if !v.is_undefined() => Some(v),
         _ => None,
     }
+}
+
+/// A list built by a filter or method: like minijinja's, but a miss is a named `Missing`.
+#[derive(Debug)]
+pub(crate) struct List(pub Vec<Value>);
+
+impl Object for List {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let len = self.0.len() as i64;
+        let idx = key.as_i64().map(|i| if i < 0 { i + len } else { i });
+        match idx {
+            Some(i) if (0..len).contains(&i) => Some(self.0[i as usize].clone()),
+            _ if key.is_number() => Some(Missing::attribute("list", key)),
+            _ => None,
+        }
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = super::pyfmt::py_repr(&Value::from_dyn_object(self.clone())).unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// A filter's list result.
+pub(crate) fn list_value(items: Vec<Value>) -> Value {
+    Value::from_object(List(items))
+}
+
+/// A dict built by a filter or method, keeping insertion order; a miss is a named `Missing`.
+#[derive(Debug)]
+pub(crate) struct Dict(pub indexmap::IndexMap<String, Value>);
+
+impl Object for Dict {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str() {
+            Some(k) => Some(
+                self.0
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| Missing::attribute("dict", key)),
+            ),
+            None => Some(Missing::attribute("dict", key)),
+        }
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.keys().map(|k| Value::from(k.as_str())).collect())
+    }
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.len())
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = super::pyfmt::py_repr(&Value::from_dyn_object(self.clone())).unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// A filter's dict result.
+pub(crate) fn dict_value(entries: Vec<(String, Value)>) -> Value {
+    Value::from_object(Dict(entries.into_iter().collect()))
+}
+
+/// A filter's list result from anything convertible to values.
+pub(crate) fn list_of<T: Into<Value>>(items: Vec<T>) -> Value {
+    list_value(items.into_iter().map(Into::into).collect())
 }

@@ -12,7 +12,7 @@ use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::Value as Json;
 
-use super::context::{self, as_missing, data_value, is_undefined, to_json};
+use super::context::{self, as_missing, data_value, dict_value, is_undefined, list_of, to_json};
 use super::pyfmt::{float_repr, py_repr, py_str};
 use super::pyre::{self, Flags, PyRegex};
 use super::{pyjson, yaml_dump, Map};
@@ -442,19 +442,21 @@ fn type_debug(value: Value) -> Result<Value, Error> {
 // ---------------------------------------------------------------------------------------------
 // Text
 
-fn capitalize(value: Value) -> Result<Value, Error> {
-    let s = text(&value)?;
+/// Python's `str.capitalize()`.
+pub(crate) fn py_capitalize(s: &str) -> String {
     let mut chars = s.chars();
-    Ok(match chars.next() {
+    match chars.next() {
         Some(first) => format!("{}{}", first.to_uppercase(), chars.as_str().to_lowercase()),
         None => String::new(),
     }
-    .into())
+}
+
+fn capitalize(value: Value) -> Result<Value, Error> {
+    Ok(py_capitalize(&text(&value)?).into())
 }
 
 /// Python's `str.title()`: upper after any non-letter, lower elsewhere.
-fn title(value: Value) -> Result<Value, Error> {
-    let s = text(&value)?;
+pub(crate) fn py_title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut prev_cased = false;
     for c in s.chars() {
@@ -465,7 +467,11 @@ fn title(value: Value) -> Result<Value, Error> {
         }
         prev_cased = c.is_alphabetic();
     }
-    Ok(out.into())
+    out
+}
+
+fn title(value: Value) -> Result<Value, Error> {
+    Ok(py_title(&text(&value)?).into())
 }
 
 fn trim(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
@@ -539,7 +545,7 @@ fn split(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error
         _ => None,
     };
     let parts = py_split(&s, sep.as_deref(), p.int(1)?.unwrap_or(-1))?;
-    Ok(Value::from(parts))
+    Ok(list_of(parts))
 }
 
 fn join(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
@@ -1050,7 +1056,7 @@ fn regex_search(
         };
         out.push(m.map_or(Value::from(()), |m| Value::from(m.as_str())));
     }
-    Ok(Value::from(out))
+    Ok(list_of(out))
 }
 
 enum GroupRef {
@@ -1063,7 +1069,7 @@ fn regex_findall(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Valu
     let s = text(&value)?;
     let regex = compile(&p.string(0, "")?, regex_flags(&p, 2, 1)?)?;
     let found = regex.findall(&s).map_err(invalid)?;
-    Ok(Value::from(
+    Ok(list_of(
         found
             .into_iter()
             .map(|f| match f {
@@ -1342,7 +1348,7 @@ fn splitext(value: Value) -> Result<Value, Error> {
     let dot = base
         .rfind('.')
         .filter(|&i| base[..i].chars().any(|c| c != '.'));
-    Ok(Value::from(match dot {
+    Ok(list_of(match dot {
         Some(i) => vec![p[..base_start + i].to_string(), base[i..].to_string()],
         None => vec![p.clone(), String::new()],
     }))
@@ -1722,7 +1728,7 @@ fn add_values(a: &Value, b: &Value) -> Result<Value, Error> {
     if a.kind() == ValueKind::Seq && b.kind() == ValueKind::Seq {
         let mut items = values_of(a)?;
         items.extend(values_of(b)?);
-        return Ok(Value::from(items));
+        return Ok(list_of(items));
     }
     Err(invalid(format!(
         "unsupported operand type(s) for +: '{}' and '{}'",
@@ -1745,7 +1751,7 @@ fn unique(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Res
             out.push(item);
         }
     }
-    Ok(Value::from(out))
+    Ok(list_of(out))
 }
 
 enum SetOp {
@@ -1831,7 +1837,7 @@ fn sort(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Resul
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(Value::from(
+    Ok(list_of(
         keyed.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
     ))
 }
@@ -1867,9 +1873,9 @@ fn zip(value: Value, others: Rest<Value>) -> Result<Value, Error> {
         lists.push(values_of(o)?);
     }
     let n = lists.iter().map(Vec::len).min().unwrap_or(0);
-    Ok(Value::from(
+    Ok(list_of(
         (0..n)
-            .map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>()))
+            .map(|i| list_of(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>()))
             .collect::<Vec<_>>(),
     ))
 }
@@ -1884,10 +1890,10 @@ fn zip_longest(value: Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Valu
         lists.push(values_of(o)?);
     }
     let n = lists.iter().map(Vec::len).max().unwrap_or(0);
-    Ok(Value::from(
+    Ok(list_of(
         (0..n)
             .map(|i| {
-                Value::from(
+                list_of(
                     lists
                         .iter()
                         .map(|l| l.get(i).cloned().unwrap_or_else(|| fill.clone()))
@@ -1912,7 +1918,7 @@ fn product(value: Value, others: Rest<Value>) -> Result<Value, Error> {
         }
         acc = next;
     }
-    Ok(Value::from(
+    Ok(list_of(
         acc.into_iter().map(Value::from).collect::<Vec<_>>(),
     ))
 }
@@ -1935,10 +1941,10 @@ fn map(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result
                 _ => v,
             });
         }
-        return Ok(Value::from(out));
+        return Ok(list_of(out));
     }
     let Some((name, rest)) = args.split_first() else {
-        return Ok(Value::from(items));
+        return Ok(list_of(items));
     };
     let filter = text(name)?;
     let mut extra: Vec<Value> = rest.to_vec();
@@ -1956,7 +1962,7 @@ fn map(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result
         call.extend(extra.iter().cloned());
         out.push(state.apply_filter(&filter, &call)?);
     }
-    Ok(Value::from(out))
+    Ok(list_of(out))
 }
 
 /// select/reject/selectattr/rejectattr: the test by name, or truthiness.
@@ -1993,7 +1999,7 @@ fn select(
             out.push(item);
         }
     }
-    Ok(Value::from(out))
+    Ok(list_of(out))
 }
 
 fn subelements(
@@ -2052,10 +2058,10 @@ fn subelements(
             )));
         }
         for v in values_of(&values)? {
-            out.push(Value::from(vec![element.clone(), v]));
+            out.push(list_of(vec![element.clone(), v]));
         }
     }
-    Ok(Value::from(out))
+    Ok(list_of(out))
 }
 
 fn extract(item: Value, container: Value, args: Rest<Value>) -> Result<Value, Error> {
@@ -2175,12 +2181,9 @@ fn dict2items(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, 
     let mut out = Vec::new();
     for key in values_of(&value)? {
         let v = value.get_item(&key)?;
-        out.push(Value::from_iter([
-            (Value::from(kn.as_str()), key),
-            (Value::from(vn.as_str()), v),
-        ]));
+        out.push(dict_value(vec![(kn.clone(), key), (vn.clone(), v)]));
     }
-    Ok(Value::from(out))
+    Ok(list_of(out))
 }
 
 fn items2dict(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {

@@ -70,3 +70,62 @@ fn golden_filters() {
 fn golden_includes_and_macros() {
     check("includes");
 }
+
+/// Every expression in `expressions.txt`, as ansible-core evaluated it (`expressions.json`):
+/// the native value of `{{ expr }}`, the text of `<{{ expr }}>`, or the error.
+#[test]
+fn golden_expressions() {
+    let dir = fixtures();
+    let text = std::fs::read_to_string(dir.join("expressions.json")).expect("expressions.json");
+    let cases: Vec<Json> = serde_json::from_str(&text).expect("valid json");
+    let templar = Templar::new();
+    let mut scope = scope();
+    // The expressions were evaluated from a playbook in a scratch directory.
+    let mut vars = (*scope.vars).clone();
+    vars.remove("playbook_dir");
+    scope.vars = std::sync::Arc::new(vars);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let expr = case["expr"].as_str().unwrap_or_default();
+        let native = templar.template_str(&format!("{{{{ {expr} }}}}"), &scope);
+        let string = templar.template_str(&format!("<{{{{ {expr} }}}}>"), &scope);
+        if let Some(err) = case.get("error").and_then(Json::as_str) {
+            match &native {
+                Err(e) => {
+                    // Plugin failures are worded by the plugin; undefined errors must match exactly.
+                    let plugin = err.starts_with("The ") || err.starts_with("Error rendering");
+                    if !plugin && e.message != err {
+                        failures.push(format!(
+                            "{expr}\n    ansible error: {err}\n    ours:          {}",
+                            e.message
+                        ));
+                    }
+                }
+                Ok(v) => failures.push(format!(
+                    "{expr}\n    ansible error: {err}\n    ours:          {v}"
+                )),
+            }
+            continue;
+        }
+        match (&native, &case["native"]) {
+            (Ok(ours), want) if ours == want => {}
+            (ours, want) => failures.push(format!(
+                "{expr}\n    ansible native: {want}\n    ours:           {ours:?}"
+            )),
+        }
+        let want = Json::String(format!("<{}>", case["string"].as_str().unwrap_or_default()));
+        match &string {
+            Ok(ours) if *ours == want => {}
+            ours => failures.push(format!(
+                "{expr}\n    ansible string: {want}\n    ours:           {ours:?}"
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} expressions differ from ansible:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

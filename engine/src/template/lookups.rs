@@ -70,6 +70,9 @@ fn lookup(
                 Value::from(())
             });
         }
+        Err(e) if e.kind() == ErrorKind::UnknownFunction => {
+            return Err(fail(format!("The lookup plugin '{short}' was not found.")))
+        }
         Err(e) => {
             return Err(fail(format!(
                 "The lookup plugin '{short}' failed: {}",
@@ -129,8 +132,9 @@ fn run_plugin(
         "file" => term_strings(terms)?
             .into_iter()
             .map(|t| {
-                let path = find_file(&es, "files", &t)
-                    .ok_or_else(|| fail(format!("could not locate file in lookup: {t}")))?;
+                let path = find_file(&es, "files", &t).ok_or_else(|| {
+                    fail(format!("Unable to access the file '{t}': File not found."))
+                })?;
                 let mut content = std::fs::read_to_string(&path)
                     .map_err(|e| fail(format!("could not read {}: {e}", path.display())))?;
                 if opt_bool("rstrip", true) {
@@ -213,7 +217,7 @@ fn run_plugin(
             }
             Ok(out)
         }
-        "list" => flat_terms(terms),
+        "list" => terms.iter().map(to_json).collect(),
         "indexed_items" => Ok(flat_terms(terms)?
             .into_iter()
             .enumerate()
@@ -305,7 +309,10 @@ fn run_plugin(
             }
             Ok(out)
         }
-        other => Err(fail(format!("lookup plugin ({other}) not found"))),
+        other => Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("lookup plugin ({other}) not found"),
+        )),
     }
 }
 

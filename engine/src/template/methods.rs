@@ -5,8 +5,8 @@
 use minijinja::value::{from_args, Kwargs, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
-use super::context::{is_undefined, to_json};
-use super::filters::{check_defined, py_eq, py_split, text};
+use super::context::{is_undefined, list_of, to_json};
+use super::filters::{check_defined, py_capitalize, py_eq, py_split, py_title, text};
 
 fn unknown(value: &Value, method: &str) -> Error {
     Error::new(
@@ -75,7 +75,8 @@ fn string_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, E
             })
             .collect::<String>()
             .into(),
-        "capitalize" | "title" => return value.call_method_via_filter(method),
+        "capitalize" => py_capitalize(&s).into(),
+        "title" => py_title(&s).into(),
         "strip" => match strip_set(args)? {
             Some(set) => s.trim_matches(|c| set.contains(&c)).into(),
             None => s.trim().into(),
@@ -111,14 +112,14 @@ fn string_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, E
                 let rsep: Option<String> = sep.as_ref().map(|x| x.chars().rev().collect());
                 let mut parts = py_split(&reversed, rsep.as_deref(), maxsplit)?;
                 parts.reverse();
-                Value::from(
+                list_of(
                     parts
                         .into_iter()
                         .map(|p| p.chars().rev().collect::<String>())
                         .collect::<Vec<_>>(),
                 )
             } else {
-                Value::from(py_split(&s, sep.as_deref(), maxsplit)?)
+                list_of(py_split(&s, sep.as_deref(), maxsplit)?)
             }
         }
         "splitlines" => Value::from(s.lines().map(str::to_string).collect::<Vec<_>>()),
@@ -238,15 +239,15 @@ fn string_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, E
                 s.rfind(&sep)
             };
             match found {
-                Some(i) => Value::from(vec![
+                Some(i) => list_of(vec![
                     s[..i].to_string(),
                     sep.clone(),
                     s[i + sep.len()..].to_string(),
                 ]),
                 None if method == "partition" => {
-                    Value::from(vec![s.clone(), String::new(), String::new()])
+                    list_of(vec![s.clone(), String::new(), String::new()])
                 }
-                None => Value::from(vec![String::new(), String::new(), s.clone()]),
+                None => list_of(vec![String::new(), String::new(), s.clone()]),
             }
         }
         "format" => {
@@ -296,54 +297,18 @@ fn string_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, E
     })
 }
 
-/// Filter-backed string methods whose Python behaviour the filters already implement.
-trait ViaFilter {
-    fn call_method_via_filter(&self, method: &str) -> Result<Value, Error>;
-}
-
-impl ViaFilter for Value {
-    fn call_method_via_filter(&self, method: &str) -> Result<Value, Error> {
-        let s = text(self)?;
-        Ok(match method {
-            "capitalize" => {
-                let mut chars = s.chars();
-                match chars.next() {
-                    Some(first) => {
-                        format!("{}{}", first.to_uppercase(), chars.as_str().to_lowercase())
-                    }
-                    None => String::new(),
-                }
-            }
-            _ => {
-                let mut out = String::with_capacity(s.len());
-                let mut prev_cased = false;
-                for c in s.chars() {
-                    if prev_cased {
-                        out.extend(c.to_lowercase());
-                    } else {
-                        out.extend(c.to_uppercase());
-                    }
-                    prev_cased = c.is_alphabetic();
-                }
-                out
-            }
-        }
-        .into())
-    }
-}
-
 fn map_method(_state: &State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
     let keys: Vec<Value> = value.try_iter()?.collect();
     Ok(match method {
-        "keys" => Value::from(keys),
-        "values" => Value::from(
+        "keys" => list_of(keys),
+        "values" => list_of(
             keys.iter()
                 .map(|k| value.get_item(k))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
-        "items" => Value::from(
+        "items" => list_of(
             keys.iter()
-                .map(|k| Ok(Value::from(vec![k.clone(), value.get_item(k)?])))
+                .map(|k| Ok(list_of(vec![k.clone(), value.get_item(k)?])))
                 .collect::<Result<Vec<_>, Error>>()?,
         ),
         "get" => {
@@ -416,7 +381,7 @@ fn list_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, Err
             }
             Value::from(count)
         }
-        "copy" => Value::from(items),
+        "copy" => list_of(items),
         _ => return Err(unknown(value, method)),
     })
 }

@@ -285,13 +285,20 @@ impl Inner {
         });
         let (result, frame) = context::with_frame(|| {
             let compiled = self.env.compile_expression_owned(source.into_owned())?;
-            let value = compiled.eval(ctx)?;
-            if value.is_undefined() {
-                return Err(minijinja::Error::from(ErrorKind::UndefinedError));
-            }
-            Ok(value)
+            compiled.eval(ctx)
         });
-        finish(result, frame, expr)
+        let value = finish(result, frame, expr)?;
+        if value.is_undefined() {
+            // A miss on minijinja's own containers (literals): only the source names it.
+            return Err(match describe_literal_miss(expr) {
+                Some(message) => TemplateError::new(message),
+                None => TemplateError {
+                    message: format!("'{}' is undefined", expr.trim()),
+                    undefined: Some(expr.trim().to_string()),
+                },
+            });
+        }
+        Ok(value)
     }
 
     fn render_file_in(
@@ -388,6 +395,9 @@ fn convert_error(err: &minijinja::Error, source: &str) -> TemplateError {
                 .and_then(|r| source.get(r))
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty());
+            if let Some(message) = snippet.as_deref().and_then(describe_literal_miss) {
+                return TemplateError::new(message);
+            }
             match snippet {
                 Some(expr) => TemplateError {
                     message: format!("'{expr}' is undefined"),
@@ -409,6 +419,43 @@ fn convert_error(err: &minijinja::Error, source: &str) -> TemplateError {
         )),
         _ => TemplateError::new(detail.unwrap_or_else(|| err.kind().to_string())),
     }
+}
+
+/// Ansible's wording for a miss on a literal (`{'a': 1}.b`, `[1][3]`, `'abc'.x`), whose type
+/// shows in the source.
+fn describe_literal_miss(snippet: &str) -> Option<String> {
+    let snippet = snippet.trim();
+    let (base, key) = if let Some(inner) = snippet.strip_suffix(']') {
+        let open = inner.rfind('[')?;
+        let key = inner[open + 1..].trim();
+        let key = if key.parse::<i64>().is_ok() {
+            key.to_string()
+        } else {
+            format!("'{}'", key.trim_matches(['\'', '"']))
+        };
+        (&inner[..open], key)
+    } else {
+        let dot = snippet.rfind('.')?;
+        let key = &snippet[dot + 1..];
+        if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        let key = if key.parse::<i64>().is_ok() {
+            key.to_string()
+        } else {
+            format!("'{key}'")
+        };
+        (&snippet[..dot], key)
+    };
+    let type_name = match base.trim_start().chars().next()? {
+        '{' => "dict",
+        '[' => "list",
+        '\'' | '"' => "str",
+        _ => return None,
+    };
+    Some(format!(
+        "object of type '{type_name}' has no attribute {key}"
+    ))
 }
 
 /// The formatter for `{{ }}` output: Python's `str()`, `None` as nothing (Ansible 2.19).

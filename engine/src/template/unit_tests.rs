@@ -220,3 +220,279 @@ fn hostvars_resolve_in_the_hosts_own_scope() {
         Some(json!(["db1", "web1"]))
     );
 }
+
+#[test]
+fn templar_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Templar>();
+    assert_send_sync::<Scope>();
+    let t = Arc::new(Templar::new());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                t.template_str(&format!("{{{{ {i} + num }}}}"), &vars())
+                    .ok()
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().ok().flatten())
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            Some(json!(42)),
+            Some(json!(43)),
+            Some(json!(44)),
+            Some(json!(45))
+        ]
+    );
+}
+
+#[test]
+fn template_value_walks_structures_and_keeps_types() {
+    let t = Templar::new();
+    let args = json!({
+        "path": "{{ app_root }}/conf",
+        "mode": "0644",
+        "count": "{{ num }}",
+        "list": ["{{ flag }}", "literal", {"deep": "{{ d.b[1] }}"}],
+        "n": 5,
+        "opt": "{{ nope | default(omit) }}"
+    });
+    let out = t.template_value(&args, &vars()).expect("templated");
+    assert_eq!(
+        out,
+        json!({
+            "path": "/srv/apps/shop/conf",
+            "mode": "0644",
+            "count": 42,
+            "list": [true, "literal", {"deep": "x"}],
+            "n": 5,
+            "opt": super::OMIT_TOKEN
+        })
+    );
+    // No markers: returned as is.
+    let plain = json!({"a": ["b", 1, {"c": "d"}]});
+    assert_eq!(t.template_value(&plain, &vars()).ok(), Some(plain));
+}
+
+#[test]
+fn conditionals_and_bare_expressions() {
+    let t = Templar::new();
+    let s = vars();
+    assert_eq!(t.eval_bool("flag", &s).ok(), Some(true));
+    assert_eq!(
+        t.eval_bool("num > 40 and app_name == 'shop'", &s).ok(),
+        Some(true)
+    );
+    assert_eq!(
+        t.eval_bool(
+            "users | selectattr('name', 'eq', 'bob') | list | length == 1",
+            &s
+        )
+        .ok(),
+        Some(true)
+    );
+    assert_eq!(t.eval_bool("not flag", &s).ok(), Some(false));
+    assert_eq!(t.eval_bool("{{ flag }}", &s).ok(), Some(true));
+    assert_eq!(t.eval_bool("{{ num == 41 }}", &s).ok(), Some(false));
+    assert_eq!(t.eval_bool("nothing", &s).ok(), Some(false));
+    assert_eq!(t.eval_bool("[]", &s).ok(), Some(false));
+    assert_eq!(t.eval_bool("'x'", &s).ok(), Some(true));
+    assert_eq!(
+        t.eval_bool("version is version('1.2', '>=')", &s).ok(),
+        Some(true)
+    );
+    assert!(t.eval_bool("", &s).is_err());
+    let e = t.eval_bool("missing_var == 1", &s).err();
+    assert_eq!(e.and_then(|e| e.undefined), Some("missing_var".to_string()));
+    assert_eq!(
+        t.eval_expr("users | map(attribute='uid') | list", &s).ok(),
+        Some(json!([1001, 1002]))
+    );
+    assert_eq!(
+        t.eval_expr("nested", &s).ok(),
+        Some(json!({"a": "/srv/n", "l": ["/srv", 2, 42]}))
+    );
+    assert_eq!(
+        t.eval_expr("{{ app_name }}-x", &s).ok(),
+        Some(json!("shop-x"))
+    );
+}
+
+#[test]
+fn backslashes_in_string_templates_are_literal() {
+    // As Ansible: YAML already processed escapes, so Jinja string literals keep backslashes.
+    let t = Templar::new();
+    let s = scope(json!({"name": "test1_name"}));
+    let r = t.template_str(r"{{ name | regex_replace('^(.*)_name$', '\1') }}", &s);
+    assert_eq!(r.ok(), Some(json!("test1")));
+    let r = t.template_str(r"{{ 'C:\new' }}", &s);
+    assert_eq!(r.ok(), Some(json!(r"C:\new")));
+    let r = t.template_str(r#"{{ "a\"b" }}"#, &s);
+    assert_eq!(r.ok(), Some(json!(r#"a\"b"#)));
+}
+
+#[test]
+fn trailing_newlines_and_trim_blocks_in_strings() {
+    let t = Templar::new();
+    let s = vars();
+    assert_eq!(t.template_str("a {{ 1 }}\n", &s).ok(), Some(json!("a 1\n")));
+    assert_eq!(
+        t.template_str("a {{ 1 }}\n\n", &s).ok(),
+        Some(json!("a 1\n\n"))
+    );
+    assert_eq!(
+        t.template_str("{% if true %}\nx\n{% endif %}\ny\n", &s)
+            .ok(),
+        Some(json!("x\ny\n"))
+    );
+    assert_eq!(
+        t.template_str("  {% for i in [1,2] %}\n  {{ i }}\n  {% endfor %}\n", &s)
+            .ok(),
+        Some(json!("    1\n    2\n  \n"))
+    );
+}
+
+#[test]
+fn jinja2_header_overrides() {
+    let t = Templar::new();
+    let s = vars();
+    let src = "#jinja2: variable_start_string: '[%', variable_end_string: '%]', trim_blocks: False\n[% app_name %] {{ raw }}\n{% if true %}\nx\n{% endif %}\n";
+    let out = t.render_file(src, std::path::Path::new("/nonexistent/t.j2"), &s);
+    // Checked against ansible-core 2.19's template module.
+    assert_eq!(out.ok(), Some("shop {{ raw }}\n\nx\n".to_string()));
+    let crlf = "#jinja2: newline_sequence: '\\r\\n'\na\nb\n";
+    let out = t.render_file(crlf, std::path::Path::new("/nonexistent/t.j2"), &s);
+    // Ansible restores the dropped final newline as a plain `\n`.
+    assert_eq!(out.ok(), Some("a\r\nb\n".to_string()));
+}
+
+#[test]
+fn lookups_search_role_and_playbook_dirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let role = dir.path().join("roles/web");
+    std::fs::create_dir_all(role.join("files")).expect("mkdir");
+    std::fs::create_dir_all(role.join("templates")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("files")).expect("mkdir");
+    std::fs::write(role.join("files/motd"), "role motd\n\n").expect("write");
+    std::fs::write(dir.path().join("files/only_play"), "play file").expect("write");
+    std::fs::write(
+        role.join("templates/t.j2"),
+        "{{ app_name }} at {{ template_path | basename }}\n",
+    )
+    .expect("write");
+    let mut vars = vars().vars.as_ref().clone();
+    vars.insert("role_path".into(), json!(role.display().to_string()));
+    vars.insert(
+        "playbook_dir".into(),
+        json!(dir.path().display().to_string()),
+    );
+    let s = Scope::new(vars);
+    let t = Templar::new();
+    let get = |e: &str| t.template_str(&format!("{{{{ {e} }}}}"), &s);
+    assert_eq!(get("lookup('file', 'motd')").ok(), Some(json!("role motd")));
+    assert_eq!(
+        get("lookup('file', 'only_play')").ok(),
+        Some(json!("play file"))
+    );
+    assert_eq!(
+        get("lookup('template', 't.j2')").ok(),
+        Some(json!("shop at t.j2\n"))
+    );
+    assert_eq!(
+        get("query('file', 'motd', 'only_play')").ok(),
+        Some(json!(["role motd", "play file"]))
+    );
+    assert_eq!(
+        get("lookup('file', 'motd', 'only_play')").ok(),
+        Some(json!("role motd,play file"))
+    );
+    assert_eq!(
+        get("lookup('first_found', ['nope', 'motd']) | basename").ok(),
+        Some(json!("motd"))
+    );
+    assert_eq!(
+        get("lookup('env', 'PLAY_TEST_UNSET_VAR') | default('x', true)").ok(),
+        Some(json!("x"))
+    );
+    assert_eq!(
+        get("lookup('lines', 'printf \"a\\nb\"')").ok(),
+        Some(json!("a,b"))
+    );
+    assert!(get("lookup('file', 'absent')").is_err());
+    assert_eq!(
+        get("lookup('file', 'absent', errors='ignore')").ok(),
+        Some(json!(null))
+    );
+}
+
+/// Counts `vars_of` calls: hostvars must be fetched on access, not copied up front.
+struct CountingHosts(std::sync::atomic::AtomicUsize);
+
+impl HostVars for CountingHosts {
+    fn host_names(&self) -> Vec<String> {
+        (0..50).map(|i| format!("h{i}")).collect()
+    }
+    fn vars_of(&self, host: &str) -> Option<Arc<Map>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut m = Map::new();
+        m.insert("inventory_hostname".into(), json!(host));
+        m.insert("ip".into(), json!(format!("10.0.0.{}", &host[1..])));
+        Some(Arc::new(m))
+    }
+}
+
+#[test]
+fn hostvars_are_fetched_lazily() {
+    let hosts = Arc::new(CountingHosts(std::sync::atomic::AtomicUsize::new(0)));
+    let mut s = vars();
+    s.hostvars = Some(hosts.clone());
+    let t = Templar::new();
+    assert_eq!(
+        t.template_str("{{ hostvars['h7'].ip }}", &s).ok(),
+        Some(json!("10.0.0.7"))
+    );
+    assert_eq!(hosts.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let all = t.template_str(
+        "{% for h in hostvars %}{{ hostvars[h].ip }}{% if not loop.last %},{% endif %}{% endfor %}",
+        &s,
+    );
+    assert!(
+        matches!(all, Ok(Json::String(ref s)) if s.starts_with("10.0.0.0,10.0.0.1,") && s.ends_with("10.0.0.49"))
+    );
+}
+
+#[test]
+fn hot_path_leaves_plain_strings_alone() {
+    let t = Templar::new();
+    let s = vars();
+    let start = std::time::Instant::now();
+    for _ in 0..100_000 {
+        let _ = t.template_str("just a plain value with { braces } but no jinja", &s);
+    }
+    // Generous bound: this is about not compiling anything, even in debug builds.
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn long_variable_chains_resolve_on_a_small_stack() {
+    // v0 -> v1 -> ... -> v59 = 1: deep lazy resolution must fit a 2 MiB thread stack.
+    let mut m = Map::new();
+    for i in 0..59 {
+        m.insert(format!("v{i}"), json!(format!("{{{{ v{} }}}}", i + 1)));
+    }
+    m.insert("v59".into(), json!(1));
+    let s = Scope::new(m);
+    let out = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || Templar::new().template_str("{{ v0 + 1 }}", &s).ok())
+        .expect("spawn")
+        .join()
+        .ok()
+        .flatten();
+    assert_eq!(out, Some(json!(2)));
+}

@@ -47,18 +47,15 @@ pub fn dump(value: &Json, style: Style) -> String {
         indents: Vec::new(),
         whitespace: true,
         indention: true,
-        open_ended: false,
         flow_level: 0,
         best_indent: indent,
         best_width: style.width.max(indent * 2 + 1),
         style,
     };
     e.node(value, Ctx::Root, false);
-    // Document end: a line break, and `...` after an open-ended plain root scalar.
+    // Document end: a line break. (Python's emitter adds `...` after a plain root scalar;
+    // libyaml's, which Ansible uses, does not.)
     e.write_indent();
-    if e.open_ended {
-        e.out.push_str("...\n");
-    }
     e.out
 }
 
@@ -76,7 +73,6 @@ struct Emitter {
     indents: Vec<Option<usize>>,
     whitespace: bool,
     indention: bool,
-    open_ended: bool,
     flow_level: usize,
     best_indent: usize,
     best_width: usize,
@@ -151,7 +147,6 @@ impl Emitter {
         }
         self.whitespace = whitespace;
         self.indention = self.indention && indention;
-        self.open_ended = false;
     }
 
     fn is_flow(&self, value: &Json) -> bool {
@@ -195,7 +190,7 @@ impl Emitter {
             scalar => {
                 let (text, implicit) = scalar_text(scalar);
                 self.increase_indent(true, false);
-                self.scalar(&text, implicit, ctx == Ctx::Root, simple_key);
+                self.scalar(&text, implicit, simple_key);
                 self.pop_indent();
             }
         }
@@ -280,7 +275,7 @@ impl Emitter {
         self.pop_indent();
     }
 
-    fn scalar(&mut self, text: &str, implicit: bool, root: bool, simple_key: bool) {
+    fn scalar(&mut self, text: &str, implicit: bool, simple_key: bool) {
         let a = analyze(text);
         let style = if implicit
             && !(simple_key && (a.empty || a.multiline))
@@ -295,16 +290,13 @@ impl Emitter {
         };
         let split = !simple_key;
         match style {
-            ScalarStyle::Plain => self.write_plain(text, split, root),
+            ScalarStyle::Plain => self.write_plain(text, split),
             ScalarStyle::Single => self.write_single_quoted(text, split),
             ScalarStyle::Double => self.write_double_quoted(text, split),
         }
     }
 
-    fn write_plain(&mut self, text: &str, split: bool, root: bool) {
-        if root {
-            self.open_ended = true;
-        }
+    fn write_plain(&mut self, text: &str, split: bool) {
         if text.is_empty() {
             return;
         }
@@ -720,6 +712,6 @@ mod tests {
             dump(&json!({"z": 1, "a": [1, 2]}), Style::default()),
             "a: [1, 2]\nz: 1\n"
         );
-        assert_eq!(dump(&json!("abc"), Style::default()), "abc\n...\n");
+        assert_eq!(dump(&json!("abc"), Style::default()), "abc\n");
     }
 }
