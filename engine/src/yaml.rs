@@ -170,7 +170,7 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Vec<Node>, Diagnostic> {
 }
 
 /// Deeper nesting than any real playbook uses is refused rather than risking the stack.
-const MAX_DEPTH: usize = 256;
+const MAX_DEPTH: usize = 512;
 
 enum Open {
     Seq {

@@ -72,6 +72,21 @@ fn control_flow_output_matches_ansible() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+#[test]
+fn inventory_variables_includes_and_handlers_match_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures().join("conformance/vars"), dir.path());
+    let out = play(dir.path(), &["-i", "hosts.ini", "site.yml"]);
+    let stdout = text(&out.stdout);
+    let expected =
+        std::fs::read_to_string(fixtures().join("conformance/vars.ansible.out")).expect("golden");
+    // Included files are printed with their absolute path; the golden says FIXTURE_DIR for it.
+    let here = std::fs::canonicalize(dir.path()).expect("canonical");
+    let stdout = stdout.replace(&here.display().to_string(), "FIXTURE_DIR");
+    assert_eq!(stdout, expected, "stderr: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}
+
 /// The bench workload (a staging app server, ~40 tasks) on one local host: the recap counts
 /// are ansible-core 2.19's for the same inventory (`ansible_connection: local`).
 #[test]

@@ -8,10 +8,17 @@ use serde_json::{Map, Value};
 
 use super::hostwrap::{Become, TaskHost};
 use super::task::Ran;
-use super::{Conn, HostRun, PlayCtx, Runner, OMIT};
+use super::{Conn, HostRun, PlayCtx, Runner};
 use crate::error::{exit, Diagnostic};
 use crate::playbook::Task;
 use crate::template::Scope;
+
+/// Whether a task runs in check mode and shows diffs (the play's setting or the task's own).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunMode {
+    pub check: bool,
+    pub diff: bool,
+}
 
 /// Load a vars file (YAML or JSON) into a mapping; an empty file is an empty mapping.
 pub(crate) fn load_vars_file(path: &Path) -> Result<Map<String, Value>, Diagnostic> {
@@ -172,7 +179,7 @@ fn printf_int(format: &str, n: i64) -> String {
 }
 
 fn drop_omitted(args: &mut Map<String, Value>) {
-    args.retain(|_, v| v.as_str() != Some(OMIT));
+    args.retain(|_, v| v.as_str() != Some(crate::template::OMIT_TOKEN));
 }
 
 impl Runner {
@@ -209,13 +216,15 @@ impl Runner {
                 }
             }
         }
-        let check = match t.keyword("check_mode") {
-            Some(v) => self.keyword_bool(Some(v), &scope),
-            None => ctx.check,
-        };
-        let diff = match t.keyword("diff") {
-            Some(v) => self.keyword_bool(Some(v), &scope),
-            None => ctx.diff,
+        let mode = RunMode {
+            check: match t.keyword("check_mode") {
+                Some(v) => self.keyword_bool(Some(v), &scope),
+                None => ctx.check,
+            },
+            diff: match t.keyword("diff") {
+                Some(v) => self.keyword_bool(Some(v), &scope),
+                None => ctx.diff,
+            },
         };
         match t.action.as_str() {
             "debug" => self.act_debug(t, &args, &scope),
@@ -230,12 +239,12 @@ impl Runner {
             }
             "pause" => act_pause(&args),
             "include_vars" => self.act_include_vars(ctx, t, &args),
-            "template" => self.act_template(ctx, t, st, args, &scope, check, diff),
-            "copy" => self.act_copy(ctx, t, st, args, &scope, check, diff),
-            "fetch" => self.act_fetch(ctx, t, st, &args, &scope, check),
-            "script" => self.act_script(ctx, t, st, args, &scope, check, diff),
-            "setup" | "gather_facts" => self.run_module("setup", st, args, &scope, t, check, diff),
-            action => self.run_module(action, st, args, &scope, t, check, diff),
+            "template" => self.act_template(ctx, t, st, args, &scope, mode),
+            "copy" => self.act_copy(ctx, t, st, args, &scope, mode),
+            "fetch" => self.act_fetch(ctx, t, st, &args, &scope, mode.check),
+            "script" => self.act_script(ctx, t, st, args, &scope, mode),
+            "setup" | "gather_facts" => self.run_module("setup", st, args, &scope, t, mode),
+            action => self.run_module(action, st, args, &scope, t, mode),
         }
     }
 
@@ -247,13 +256,12 @@ impl Runner {
         args: Map<String, Value>,
         scope: &Scope,
         t: &Task,
-        check: bool,
-        diff: bool,
+        mode: RunMode,
     ) -> Ran {
         let Some(module) = modules::lookup(name) else {
             return Ran::failed(format!("couldn't resolve module/action '{name}'"));
         };
-        if check && !module.supports_check() {
+        if mode.check && !module.supports_check() {
             let mut r = Map::new();
             r.insert("changed".into(), Value::Bool(false));
             r.insert("skipped".into(), Value::Bool(true));
@@ -298,8 +306,8 @@ impl Runner {
         };
         let mut mctx = modules::Ctx {
             host: &mut host,
-            check,
-            diff,
+            check: mode.check,
+            diff: mode.diff,
             facts: &facts,
         };
         match module.run(&mut mctx, &args) {
@@ -578,7 +586,6 @@ impl Runner {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn act_template(
         &self,
         ctx: &PlayCtx<'_>,
@@ -586,8 +593,7 @@ impl Runner {
         st: &mut HostRun,
         mut args: Map<String, Value>,
         scope: &Scope,
-        check: bool,
-        diff: bool,
+        mode: RunMode,
     ) -> Ran {
         let Some(src) = args.remove("src").map(|v| value_text(&v)) else {
             return Ran::failed("src is required");
@@ -644,10 +650,9 @@ impl Runner {
             Value::String(base64::engine::general_purpose::STANDARD.encode(rendered.as_bytes())),
         );
         args.insert("_src".into(), Value::String(path.display().to_string()));
-        self.run_module("copy", st, args, scope, t, check, diff)
+        self.run_module("copy", st, args, scope, t, mode)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn act_copy(
         &self,
         ctx: &PlayCtx<'_>,
@@ -655,14 +660,13 @@ impl Runner {
         st: &mut HostRun,
         mut args: Map<String, Value>,
         scope: &Scope,
-        check: bool,
-        diff: bool,
+        mode: RunMode,
     ) -> Ran {
         let remote = args
             .get("remote_src")
             .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
         let Some(src) = args.get("src").map(value_text).filter(|_| !remote) else {
-            return self.run_module("copy", st, args, scope, t, check, diff);
+            return self.run_module("copy", st, args, scope, t, mode);
         };
         let Some(path) = self.find_file(ctx, t, "files", &src) else {
             return Ran::failed(format!(
@@ -671,7 +675,16 @@ impl Runner {
         };
         args.remove("src");
         if path.is_dir() {
-            return self.copy_directory(&path, src.ends_with('/'), st, args, scope, t, check, diff);
+            // `src: dir/` copies what is in dir; `src: dir` copies dir itself into dest.
+            let dest = args.get("dest").map(value_text).unwrap_or_default();
+            let base = if src.ends_with('/') {
+                dest.trim_end_matches('/').to_string()
+            } else {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                format!("{}/{name}", dest.trim_end_matches('/'))
+            };
+            args.insert("dest".into(), Value::String(base));
+            return self.copy_directory(&path, st, args, scope, t, mode);
         }
         let data = match std::fs::read(&path) {
             Ok(d) => d,
@@ -682,32 +695,21 @@ impl Runner {
             Value::String(base64::engine::general_purpose::STANDARD.encode(&data)),
         );
         args.insert("_src".into(), Value::String(path.display().to_string()));
-        self.run_module("copy", st, args, scope, t, check, diff)
+        self.run_module("copy", st, args, scope, t, mode)
     }
 
     /// `copy` of a controller directory: directories with `file`, files with `copy`, one result.
-    #[allow(clippy::too_many_arguments)]
     fn copy_directory(
         &self,
         dir: &Path,
-        contents_only: bool,
         st: &mut HostRun,
         args: Map<String, Value>,
         scope: &Scope,
         t: &Task,
-        check: bool,
-        diff: bool,
+        mode: RunMode,
     ) -> Ran {
-        let dest = args.get("dest").map(value_text).unwrap_or_default();
-        let base = if contents_only {
-            dest.trim_end_matches('/').to_string()
-        } else {
-            format!(
-                "{}/{}",
-                dest.trim_end_matches('/'),
-                dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
-            )
-        };
+        // `dest` is the directory the tree lands in (the caller chose it from src's trailing slash).
+        let base = args.get("dest").map(value_text).unwrap_or_default();
         let mut files = Vec::new();
         walk_files(dir, &mut files);
         files.sort();
@@ -732,7 +734,7 @@ impl Runner {
                         dargs.insert(k.into(), v.clone());
                     }
                 }
-                let r = self.run_module("file", st, dargs, scope, t, check, diff);
+                let r = self.run_module("file", st, dargs, scope, t, mode);
                 if r.unreachable || r.result.get("failed").and_then(Value::as_bool) == Some(true) {
                     return r;
                 }
@@ -755,7 +757,7 @@ impl Runner {
                 Value::String(base64::engine::general_purpose::STANDARD.encode(&data)),
             );
             fargs.insert("_src".into(), Value::String(f.display().to_string()));
-            let r = self.run_module("copy", st, fargs, scope, t, check, diff);
+            let r = self.run_module("copy", st, fargs, scope, t, mode);
             if r.unreachable || r.result.get("failed").and_then(Value::as_bool) == Some(true) {
                 return r;
             }
@@ -868,7 +870,6 @@ impl Runner {
         Ran::ok(r)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn act_script(
         &self,
         ctx: &PlayCtx<'_>,
@@ -876,8 +877,7 @@ impl Runner {
         st: &mut HostRun,
         mut args: Map<String, Value>,
         scope: &Scope,
-        check: bool,
-        diff: bool,
+        mode: RunMode,
     ) -> Ran {
         let raw = args
             .remove("_raw_params")
@@ -915,7 +915,7 @@ impl Runner {
             ),
         );
         args.insert("_raw_params".into(), Value::String(rest));
-        self.run_module("script", st, args, scope, t, check, diff)
+        self.run_module("script", st, args, scope, t, mode)
     }
 }
 

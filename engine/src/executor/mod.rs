@@ -9,7 +9,7 @@ mod hostwrap;
 mod task;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -59,6 +59,9 @@ pub(crate) struct HostRun {
     pub stats: Stats,
 }
 
+/// Each host's variables as other hosts see them through `hostvars`.
+type Snapshots = Arc<RwLock<HashMap<String, Arc<Map<String, Value>>>>>;
+
 /// Facts and set_facts of each host, kept across plays (as Ansible keeps them for the run).
 #[derive(Default, Clone)]
 struct Persisted {
@@ -76,7 +79,7 @@ pub struct Runner {
     persisted: Mutex<HashMap<String, Persisted>>,
     conns: Mutex<HashMap<String, Conn>>,
     /// What `hostvars[h]` shows: a host's variables as of its last finished task.
-    snapshots: Arc<RwLock<HashMap<String, Arc<Map<String, Value>>>>>,
+    snapshots: Snapshots,
     start_at_found: AtomicBool,
     pool: rayon::ThreadPool,
 }
@@ -98,7 +101,7 @@ pub(crate) struct PlayCtx<'a> {
 /// `hostvars`: other hosts' variables from the snapshots (inventory vars for hosts not in the play).
 struct RunHostVars {
     inventory: Arc<Inventory>,
-    snapshots: Arc<RwLock<HashMap<String, Arc<Map<String, Value>>>>>,
+    snapshots: Snapshots,
 }
 
 impl HostVars for RunHostVars {
@@ -709,7 +712,6 @@ impl Runner {
             }),
         );
         m.insert("ansible_skip_tags".into(), strs(&self.opts.skip_tags));
-        m.insert("omit".into(), Value::String(OMIT.into()));
         m.insert(
             "ansible_version".into(),
             serde_json::json!({"full": "2.19.0", "major": 2, "minor": 19, "revision": 0, "string": "2.19.0"}),
@@ -783,7 +785,7 @@ impl Runner {
         let name = t.display_name();
         self.report.task_start(&name, handler);
         // (file, params) in first-seen order, with the hosts that include it.
-        let mut includes: Vec<(PathBuf, Map<String, Value>, Option<String>, Vec<usize>)> = Vec::new();
+        let mut includes: Vec<(task::Included, Vec<usize>)> = Vec::new();
         let mut lines = Vec::new();
         for &i in hosts {
             let Ok(mut st) = ctx.states[i].lock() else {
@@ -805,14 +807,14 @@ impl Runner {
                     });
                 }
                 Ok(entries) => {
-                    for (path, p, label) in entries {
+                    for entry in entries {
                         st.stats.ok += 1;
                         match includes
                             .iter_mut()
-                            .find(|(ip, pp, _, _)| ip == &path && pp == &p)
+                            .find(|((ip, pp, _), _)| ip == &entry.0 && pp == &entry.1)
                         {
-                            Some(entry) => entry.3.push(i),
-                            None => includes.push((path, p, label, vec![i])),
+                            Some(found) => found.1.push(i),
+                            None => includes.push((entry, vec![i])),
                         }
                     }
                 }
@@ -838,7 +840,7 @@ impl Runner {
         }
         self.report.host_lines(&lines);
         // One line per included file (and item), naming every host that includes it, as Ansible prints it.
-        for (path, _, label, inc_hosts) in &includes {
+        for ((path, _, label), inc_hosts) in &includes {
             let names: Vec<String> = inc_hosts
                 .iter()
                 .filter_map(|&i| ctx.states[i].lock().ok().map(|s| s.name.clone()))
@@ -848,14 +850,17 @@ impl Runner {
                 "included: {} for {}{}",
                 shown.display(),
                 names.join(", "),
-                label.as_ref().map(|l| format!(" => (item={l})")).unwrap_or_default()
+                label
+                    .as_ref()
+                    .map(|l| format!(" => (item={l})"))
+                    .unwrap_or_default()
             ));
         }
         for &i in hosts {
             self.sync_stats(ctx, i);
         }
         let mut loader = Loader::default();
-        for (path, p, _, inc_hosts) in includes {
+        for ((path, p, _), inc_hosts) in includes {
             let inherited = Inherited {
                 tags: t.tags.clone(),
                 ..Inherited::default()
@@ -892,9 +897,6 @@ fn merge_stats(a: &Stats, b: &Stats) -> Stats {
         ignored: a.ignored + b.ignored,
     }
 }
-
-/// The placeholder `omit` renders to; arguments equal to it are dropped.
-pub(crate) const OMIT: &str = "__omit_place_holder__6d8f0c1e";
 
 fn abs(p: &Path) -> String {
     std::fs::canonicalize(p)

@@ -11,6 +11,9 @@ use crate::report::pyfmt::item_label;
 use crate::report::{HostLine, Status};
 use crate::template::Scope;
 
+/// What an `include_tasks` includes on a host: the file, its params, the loop item's label.
+pub(crate) type Included = (PathBuf, Map<String, Value>, Option<String>);
+
 /// The result of running a task (or one loop item) once on one host.
 pub(crate) struct Ran {
     pub result: Map<String, Value>,
@@ -116,7 +119,13 @@ impl Runner {
     }
 
     /// The task's display name, templated with the first host's variables when it holds templates.
-    fn task_title(&self, ctx: &PlayCtx<'_>, t: &crate::playbook::Task, hosts: &[usize], params: &Map<String, Value>) -> String {
+    fn task_title(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        hosts: &[usize],
+        params: &Map<String, Value>,
+    ) -> String {
         let name = t.display_name();
         if !name.contains("{{") {
             return name;
@@ -804,7 +813,7 @@ impl Runner {
         t: &crate::playbook::Task,
         st: &HostRun,
         params: &Map<String, Value>,
-    ) -> Result<Vec<(PathBuf, Map<String, Value>, Option<String>)>, String> {
+    ) -> Result<Vec<Included>, String> {
         let base = self.host_scope_vars(ctx, st, &t.vars, params);
         let scope = self.scope(base.clone());
         let items: Vec<Option<Value>> = match self.loop_items(t, &scope)? {
