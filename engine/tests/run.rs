@@ -73,6 +73,25 @@ fn control_flow_output_matches_ansible() {
 }
 
 #[test]
+fn diff_output_matches_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures().join("conformance/diff.yml"),
+        dir.path().join("diff.yml"),
+    )
+    .expect("copy");
+    let out = play(
+        dir.path(),
+        &["-i", "localhost,", "-c", "local", "-D", "diff.yml"],
+    );
+    let here = std::fs::canonicalize(dir.path()).expect("canonical");
+    let stdout = text(&out.stdout).replace(&here.display().to_string(), "FIXTURE_DIR");
+    let expected =
+        std::fs::read_to_string(fixtures().join("conformance/diff.ansible.out")).expect("golden");
+    assert_eq!(stdout, expected, "stderr: {}", text(&out.stderr));
+}
+
+#[test]
 fn inventory_variables_includes_and_handlers_match_ansible() {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&fixtures().join("conformance/vars"), dir.path());

@@ -18,10 +18,19 @@ pub fn unified(diff: &FileDiff) -> String {
         .unified_diff()
         .context_radius(3)
         .header(
-            &format!("before: {}", diff.before_header),
-            &format!("after: {}", diff.after_header),
+            &header("before", &diff.before_header),
+            &header("after", &diff.after_header),
         )
         .to_string()
+}
+
+/// `before: path`, or just `before` when there is no header (a file that did not exist).
+fn header(side: &str, name: &str) -> String {
+    if name.is_empty() {
+        side.to_string()
+    } else {
+        format!("{side}: {name}")
+    }
 }
 
 #[cfg(test)]

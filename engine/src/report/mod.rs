@@ -227,6 +227,8 @@ impl Reporter {
                 if !diff.ends_with('\n') {
                     out.push('\n');
                 }
+                // Ansible leaves a blank line between a diff and the host's line.
+                out.push('\n');
             }
         }
         let host = match &line.delegated_to {

@@ -863,13 +863,14 @@ pub fn path_info(st: &PathStat) -> Map {
 /// Ansible's dict-shaped diff (`{before: {path, state, mode, ...}, after: {...}}`) as a
 /// [`FileDiff`] whose texts are the dicts as Ansible's callback prints them (sorted keys,
 /// 4-space JSON). `None` when nothing differs.
-pub fn state_diff(path: &str, before: &Map, after: &Map) -> Option<FileDiff> {
+pub fn state_diff(before: &Map, after: &Map) -> Option<FileDiff> {
     if before == after {
         return None;
     }
+    // Ansible prints these dict diffs under bare "before"/"after" headers.
     Some(FileDiff {
-        before_header: path.to_string(),
-        after_header: path.to_string(),
+        before_header: String::new(),
+        after_header: String::new(),
         before: pretty_sorted(before),
         after: pretty_sorted(after),
     })
@@ -1101,12 +1102,12 @@ mod tests {
         let (Value::Object(b), Value::Object(a)) = (before, after) else {
             panic!("objects")
         };
-        let d = state_diff("/x", &b, &a).expect("differs");
+        let d = state_diff(&b, &a).expect("differs");
         assert_eq!(
             d.before,
             "{\n    \"path\": \"/x\",\n    \"state\": \"absent\"\n}\n"
         );
-        assert!(state_diff("/x", &b, &b).is_none());
+        assert!(state_diff(&b, &b).is_none());
     }
 
     #[test]

@@ -276,6 +276,10 @@ impl Module for Copy {
                     if let Some(src) = &a._src {
                         d.after_header = src.clone();
                     }
+                    if st.is_none() {
+                        // A new file: Ansible's header is a bare "before".
+                        d.before_header.clear();
+                    }
                     outcome.diffs.push(d);
                 }
             }
@@ -567,7 +571,7 @@ fn attrs_only(
         before.insert("path".into(), json!(dest));
         let mut after = before.clone();
         plan.diff_into(&mut before, &mut after);
-        outcome.diffs.extend(state_diff(dest, &before, &after));
+        outcome.diffs.extend(state_diff(&before, &after));
     }
     if ctx.check {
         outcome.result.extend(path_info(st));

@@ -587,7 +587,7 @@ impl Plan {
         }
         // Like Ansible's callback, a diff is only shown for a change.
         if ctx.diff && self.changed {
-            if let Some(d) = state_diff(&self.path, &self.before, &self.after) {
+            if let Some(d) = state_diff(&self.before, &self.after) {
                 outcome.diffs.push(d);
             }
         }
