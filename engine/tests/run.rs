@@ -106,6 +106,55 @@ fn inventory_variables_includes_and_handlers_match_ansible() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Every core module once: the recaps of a check run on a new host, a first run and a second
+/// run are ansible-core 2.19's on the same files (and its check run fails where Ansible's does:
+/// lineinfile on a file the check run did not create).
+#[test]
+fn core_modules_converge_like_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("modules");
+    copy_dir(&fixtures().join("conformance/modules"), &work);
+    let base = dir.path().join("target-host");
+    std::fs::create_dir(&base).expect("base");
+    let base_var = format!("base_dir={}", base.display());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            &base_var,
+            "site.yml",
+        ];
+        args.extend_from_slice(extra);
+        let out = play(&work, &args);
+        (
+            recap_line(&text(&out.stdout), "localhost"),
+            text(&out.stdout),
+        )
+    };
+    let (check, check_out) = run(&["--check"]);
+    assert_eq!(check, "localhost                  : ok=8    changed=7    unreachable=0    failed=1    skipped=2    rescued=0    ignored=0", "{check_out}");
+    assert_eq!(
+        std::fs::read_dir(&base).expect("ls").count(),
+        0,
+        "check mode changed the target"
+    );
+    let (first, first_out) = run(&[]);
+    assert_eq!(first, "localhost                  : ok=23   changed=16   unreachable=0    failed=0    skipped=0    rescued=0    ignored=0", "{first_out}");
+    let (second, second_out) = run(&[]);
+    assert_eq!(second, "localhost                  : ok=21   changed=0    unreachable=0    failed=0    skipped=1    rescued=0    ignored=0", "{second_out}");
+    assert_eq!(
+        std::fs::read_to_string(base.join("fetched/kind")).expect("fetched"),
+        "Linux host\n"
+    );
+    assert_eq!(
+        std::fs::read_link(base.join("motd")).expect("link"),
+        base.join("etc/motd")
+    );
+}
+
 /// The bench workload (a staging app server, ~40 tasks) on one local host: the recap counts
 /// are ansible-core 2.19's for the same inventory (`ansible_connection: local`).
 #[test]

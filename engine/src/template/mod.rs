@@ -187,7 +187,10 @@ impl Templar {
             // as Ansible did for conditionals written as `"{{ ... }}"`.
             match v.as_str() {
                 Some(text) if !text.trim().is_empty() && !matches!(text, "True" | "False") => {
-                    match self.inner.eval_expression(text.trim(), state) {
+                    match self
+                        .inner
+                        .eval_expression(text.trim(), state, Backslashes::Jinja)
+                    {
                         Ok(inner) => inner,
                         Err(_) => v,
                     }
@@ -196,7 +199,8 @@ impl Templar {
                 _ => v,
             }
         } else {
-            self.inner.eval_expression(expr, state)?
+            self.inner
+                .eval_expression(expr, state, Backslashes::Jinja)?
         };
         truthy(&value)
     }
@@ -207,7 +211,8 @@ impl Templar {
         let result = if has_markers(expr) {
             self.inner.render_to_value(expr, &state)
         } else {
-            self.inner.eval_expression(expr.trim(), &state)
+            self.inner
+                .eval_expression(expr.trim(), &state, Backslashes::Jinja)
         }
         .and_then(|v| materialize(&v));
         state.shared.clear();
@@ -253,7 +258,7 @@ impl Inner {
         let (body, overrides) = split_overrides(text)?;
         if overrides.is_none() {
             if let Some(expr) = single_expression(body) {
-                return self.eval_expression(expr, state);
+                return self.eval_expression(expr, state, Backslashes::Literal);
             }
         }
         let env = match &overrides {
@@ -278,8 +283,12 @@ impl Inner {
         self: &Arc<Self>,
         expr: &str,
         state: &Arc<EvalState>,
+        backslashes: Backslashes,
     ) -> Result<Value, TemplateError> {
-        let source = escape_expression_backslashes(expr);
+        let source = match backslashes {
+            Backslashes::Literal => escape_expression_backslashes(expr),
+            Backslashes::Jinja => Cow::Borrowed(expr),
+        };
         let ctx = Value::from_object(RootContext {
             state: state.clone(),
         });
@@ -560,6 +569,15 @@ fn single_expression(src: &str) -> Option<&str> {
     }
     let (inner_start, inner_end, end) = expression_block_end(body, 0)?;
     (end == body.len()).then(|| &body[inner_start..inner_end])
+}
+
+/// How string literals' backslashes are read. Ansible 2.19 keeps them literal inside `{{ }}`
+/// of a templated string (YAML already processed escapes), but a bare conditional
+/// (`when: x == 'a\n'`) is plain Jinja, where `\n` is a newline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backslashes {
+    Literal,
+    Jinja,
 }
 
 /// Ansible escapes backslashes in string literals inside `{{ }}` so they are processed once

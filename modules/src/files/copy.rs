@@ -227,6 +227,10 @@ impl Module for Copy {
         }
         let parent_ok = r.stat("pst").present().is_some_and(PathStat::is_dir);
         let make_parents = !parent_ok && into_dir;
+        if !parent_ok && !into_dir && ctx.check {
+            // Ansible in check mode: an earlier task may create the directory; say it would change.
+            return Ok(Outcome::changed(true));
+        }
         if !parent_ok && !into_dir {
             return Ok(
                 Outcome::failed(format!("Destination directory {parent} does not exist"))
