@@ -206,13 +206,15 @@ fn sudoers_file(name: &str) -> PathBuf {
 /// Creates the user if needed and sets its password and sudo rule.
 fn configure(user: &TestUser) -> io::Result<()> {
     match passwd_entry(&user.name)? {
-        Some((gecos, _)) if gecos != GECOS => return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
+        Some((gecos, _)) if gecos != GECOS => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
                 "user {} exists and was not created by the testbed; pick another test user name",
                 user.name
             ),
-        )),
+            ))
+        }
         Some(_) => {}
         None => run_admin(
             "useradd",

@@ -235,42 +235,74 @@ fn a_panic_inside_a_test_still_tears_down() {
     assert!(!dir.exists(), "{} survived the panic", dir.display());
 }
 
+/// A test user name of this test process only: concurrent test processes share users of the
+/// same name, and the last one deletes it, so only a private name shows the deletion.
+fn private_user(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+fn passwd_has(user: &str) -> bool {
+    fs::read_to_string("/etc/passwd")
+        .expect("reading /etc/passwd")
+        .lines()
+        .any(|line| line.starts_with(&format!("{user}:")))
+}
+
 #[test]
 fn test_users_sudo_with_and_without_password() {
+    let (alice, bob) = (private_user("tb-alice"), private_user("tb-bob"));
     let hosts = start(
         SshHosts::builder()
             .hosts(1)
-            .test_user("tb-alice")
-            .test_user_with_password("tb-bob", "bob-Secret-1"),
+            .test_user(&alice)
+            .test_user_with_password(&bob, "bob-Secret-1"),
     );
-    let alice = hosts.test_user("tb-alice").expect("tb-alice");
-    assert!(alice.home.is_dir(), "{:?}", alice.home);
+    let alice_user = hosts.test_user(&alice).expect("alice is a test user");
+    assert!(alice_user.home.is_dir(), "{:?}", alice_user.home);
+    assert_eq!(alice_user.password, None);
 
-    let who = hosts.ssh_as(0, "tb-alice", "id -un; sudo -n id -u");
-    assert_success(&who, "sudo -n as tb-alice");
-    assert_eq!(stdout(&who), "tb-alice\n0");
+    let who = hosts.ssh_as(0, &alice, "id -un; sudo -n id -u");
+    assert_success(&who, "sudo -n as alice");
+    assert_eq!(stdout(&who), format!("{alice}\n0"));
 
-    let refused = hosts.ssh_as(0, "tb-bob", "id -un; sudo -n id -u");
-    assert!(!refused.status.success(), "sudo -n worked for tb-bob");
-    assert_eq!(stdout(&refused), "tb-bob");
+    let refused = hosts.ssh_as(0, &bob, "id -un; sudo -n id -u");
+    assert!(!refused.status.success(), "sudo -n worked for bob");
+    assert_eq!(stdout(&refused), bob);
     assert!(
         stderr(&refused).contains("a password is required"),
         "{}",
         stderr(&refused)
     );
-    let with_password = hosts.ssh_as(0, "tb-bob", "echo bob-Secret-1 | sudo -S -p '' id -u");
-    assert_success(&with_password, "sudo -S as tb-bob");
+    let with_password = hosts.ssh_as(0, &bob, "echo bob-Secret-1 | sudo -S -p '' id -u");
+    assert_success(&with_password, "sudo -S as bob");
     assert_eq!(stdout(&with_password), "0");
 
     drop(hosts);
-    let passwd = fs::read_to_string("/etc/passwd").expect("reading /etc/passwd");
     assert!(
-        !passwd
-            .lines()
-            .any(|l| l.starts_with("tb-alice:") || l.starts_with("tb-bob:")),
+        !passwd_has(&alice) && !passwd_has(&bob),
         "test users left behind"
     );
-    assert!(!Path::new("/etc/sudoers.d/play-testbed-tb-alice").exists());
+    assert!(!Path::new(&format!("/etc/sudoers.d/play-testbed-{alice}")).exists());
+}
+
+#[test]
+fn host_sets_share_a_test_user_until_the_last_one_ends() {
+    let carol = private_user("tb-carol");
+    let first = start(SshHosts::builder().test_user(&carol));
+    let second = start(SshHosts::builder().test_user(&carol));
+    drop(first);
+    assert!(passwd_has(&carol), "the user went away while still in use");
+    assert_success(&second.ssh_as(0, &carol, "sudo -n true"), "sudo as carol");
+    // The same name with another sudo setup would change the user under the running set.
+    let conflicting = SshHosts::builder()
+        .test_user_with_password(&carol, "other")
+        .start();
+    assert!(conflicting.is_err(), "a conflicting setup was accepted");
+    drop(second);
+    assert!(
+        !passwd_has(&carol),
+        "the last host set left the user behind"
+    );
 }
 
 #[test]
