@@ -257,8 +257,12 @@ fn configure(user: &TestUser) -> io::Result<()> {
     fs::rename(&temporary, &target)
 }
 
+/// Deletes a user the testbed created, with its sudo rule.
 fn remove(name: &str) {
     let _ = fs::remove_file(sudoers_file(name));
+    if !matches!(passwd_entry(name), Ok(Some((gecos, _))) if gecos == GECOS) {
+        return;
+    }
     if let Err(error) = run_admin("userdel", &["--force", "--remove", name], None) {
         // userdel reports a missing mail spool as an error although the user is gone.
         if matches!(passwd_entry(name), Ok(Some(_))) {
@@ -286,7 +290,11 @@ impl UserLease {
             ));
         }
         if live.is_empty() {
-            configure(wanted)?;
+            if let Err(error) = configure(wanted) {
+                // Half-configured (say, sudo missing): nobody else uses it, so undo.
+                remove(&wanted.name);
+                return Err(error);
+            }
         }
         fs::create_dir_all(&dir)?;
         let lease = LEASES.fetch_add(1, Ordering::Relaxed);

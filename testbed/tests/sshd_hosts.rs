@@ -92,6 +92,13 @@ fn wait_for_exit(mut client: Child, what: &str) -> std::process::ExitStatus {
 }
 
 #[test]
+fn host_sets_can_be_shared_between_threads() {
+    // For a set kept in a static OnceLock and used by several tests.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<SshHosts>();
+}
+
+#[test]
 fn three_hosts_answer_on_their_own_addresses() {
     let began = Instant::now();
     let hosts = start(SshHosts::builder().hosts(3));
