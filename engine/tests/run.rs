@@ -155,6 +155,43 @@ fn core_modules_converge_like_ansible() {
     );
 }
 
+#[test]
+fn play_and_task_keywords_match_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures().join("conformance/keywords"), dir.path());
+    let out = play(dir.path(), &["-i", "hosts.yml", "site.yml"]);
+    let here = std::fs::canonicalize(dir.path()).expect("canonical");
+    let stdout = text(&out.stdout).replace(&here.display().to_string(), "FIXTURE_DIR");
+    let expected = std::fs::read_to_string(fixtures().join("conformance/keywords.ansible.out"))
+        .expect("golden");
+    assert_eq!(stdout, expected, "stderr: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "a3 failed");
+    assert!(!stdout.contains("hunter2"), "no_log output leaked");
+}
+
+#[test]
+fn meta_end_host_and_end_play_count_like_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures().join("conformance/keywords"), dir.path());
+    let out = play(dir.path(), &["-i", "hosts.yml", "meta.yml"]);
+    let stdout = text(&out.stdout);
+    let recap: Vec<String> = ["a1", "a2", "a3", "a4"]
+        .iter()
+        .map(|h| recap_line(&stdout, h))
+        .collect();
+    assert_eq!(
+        recap,
+        [
+            "a1                         : ok=3    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0",
+            "a2                         : ok=1    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0",
+            "a3                         : ok=3    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0",
+            "a4                         : ok=3    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0",
+        ],
+        "{stdout}"
+    );
+    assert!(stdout.contains("does not support raw params"), "{stdout}");
+}
+
 /// The bench workload (a staging app server, ~40 tasks) on one local host: the recap counts
 /// are ansible-core 2.19's for the same inventory (`ansible_connection: local`).
 #[test]

@@ -226,6 +226,16 @@ impl Runner {
                 None => ctx.diff,
             },
         };
+        if matches!(
+            t.action.as_str(),
+            "debug" | "set_fact" | "assert" | "fail" | "pause"
+        ) && args.contains_key("_raw_params")
+        {
+            return Ran::failed(format!(
+                "Action 'ansible.builtin.{}' does not support raw params.",
+                t.action
+            ));
+        }
         match t.action.as_str() {
             "debug" => self.act_debug(t, &args, &scope),
             "set_fact" => act_set_fact(args),

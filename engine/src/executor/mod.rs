@@ -78,6 +78,8 @@ pub struct Runner {
     stats: Mutex<IndexMap<String, Stats>>,
     persisted: Mutex<HashMap<String, Persisted>>,
     conns: Mutex<HashMap<String, Conn>>,
+    /// Hosts that failed or were unreachable: left out of later plays.
+    dead_hosts: Mutex<std::collections::HashSet<String>>,
     /// What `hostvars[h]` shows: a host's variables as of its last finished task.
     snapshots: Snapshots,
     start_at_found: AtomicBool,
@@ -169,6 +171,7 @@ impl Runner {
             stats: Mutex::new(IndexMap::new()),
             persisted: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            dead_hosts: Mutex::new(std::collections::HashSet::new()),
             snapshots: Arc::new(RwLock::new(HashMap::new())),
             start_at_found: AtomicBool::new(false),
             pool,
@@ -238,13 +241,19 @@ impl Runner {
 
     /// Returns false when the run must stop (every host failed).
     fn run_play(&self, play: &Play) -> Result<bool, Diagnostic> {
-        let hosts = self.play_hosts(play)?;
-        self.report.play_start(&play.name);
+        let mut hosts = self.play_hosts(play)?;
+        // Hosts that failed or were unreachable in an earlier play sit out the rest of the run.
+        if let Ok(dead) = self.dead_hosts.lock() {
+            hosts.retain(|h| !dead.contains(h));
+        }
         if hosts.is_empty() {
+            self.report.play_start(&play.name);
             self.report.note("skipping: no hosts matched");
             return Ok(true);
         }
         for batch in serial_batches(&hosts, play.serial.as_ref()) {
+            // Ansible prints the play banner again for every serial batch.
+            self.report.play_start(&play.name);
             let ctx = self.start_batch(play, &hosts, &batch)?;
             self.run_batch(&ctx);
             self.finish_batch(ctx);
@@ -328,6 +337,11 @@ impl Runner {
     fn finish_batch(&self, ctx: PlayCtx<'_>) {
         for st in ctx.states {
             let Ok(st) = st.into_inner() else { continue };
+            if st.failed || st.unreachable {
+                if let Ok(mut dead) = self.dead_hosts.lock() {
+                    dead.insert(st.name.clone());
+                }
+            }
             if let Ok(mut p) = self.persisted.lock() {
                 p.insert(
                     st.name.clone(),
@@ -551,22 +565,49 @@ impl Runner {
             .unwrap_or("noop")
             .trim()
             .to_string();
-        match what.as_str() {
-            "flush_handlers" => self.flush_handlers(ctx, hosts),
-            "end_play" => ctx.end_play.store(true, Ordering::SeqCst),
-            "end_host" => {
-                for &i in hosts {
-                    let when_ok = ctx.states[i]
-                        .lock()
-                        .map(|st| self.when_holds(ctx, t, &st))
-                        .unwrap_or(false);
-                    if when_ok {
-                        if let Ok(mut st) = ctx.states[i].lock() {
-                            st.ended = true;
-                        }
+        let holds = |i: usize| {
+            ctx.states[i]
+                .lock()
+                .map(|st| self.when_holds(ctx, t, &st))
+                .unwrap_or(false)
+        };
+        let skipped = |i: usize| HostLine {
+            host: ctx.states[i]
+                .lock()
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            delegated_to: None,
+            status: Status::Skipped,
+            item: None,
+            result: Map::new(),
+            ignored: false,
+            show_result: false,
+            censored: false,
+            diff: None,
+        };
+        if what == "end_host" {
+            let mut lines = Vec::new();
+            for &i in hosts {
+                if holds(i) {
+                    if let Ok(mut st) = ctx.states[i].lock() {
+                        st.ended = true;
                     }
+                } else {
+                    lines.push(skipped(i));
                 }
             }
+            self.report.host_lines(&lines);
+            return;
+        }
+        // Other meta tasks act once for the play; like Ansible, their `when` is judged on the first host.
+        let Some(&first) = hosts.first() else { return };
+        if !t.when.is_empty() && !holds(first) {
+            self.report.host_lines(&[skipped(first)]);
+            return;
+        }
+        match what.as_str() {
+            "flush_handlers" => self.flush_handlers(ctx, hosts),
+            "end_play" | "end_batch" => ctx.end_play.store(true, Ordering::SeqCst),
             "clear_facts" => {
                 for &i in hosts {
                     if let Ok(mut st) = ctx.states[i].lock() {
@@ -581,6 +622,7 @@ impl Runner {
                     }
                 }
             }
+            // noop, refresh_inventory, reset_connection: nothing to do here.
             _ => {}
         }
     }

@@ -378,7 +378,7 @@ impl Runner {
             delegated_to: delegate.clone(),
             status,
             item,
-            show_result: matches!(t.action.as_str(), "debug" | "assert" | "fail")
+            show_result: matches!(t.action.as_str(), "debug" | "assert")
                 && status != Status::Skipped
                 && result.get("_ansible_verbose_always") != Some(&Value::Bool(false)),
             ignored,
