@@ -192,6 +192,97 @@ fn meta_end_host_and_end_play_count_like_ansible() {
     assert!(stdout.contains("does not support raw params"), "{stdout}");
 }
 
+#[test]
+fn tag_selection_matches_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures().join("conformance/tags.yml"),
+        dir.path().join("tags.yml"),
+    )
+    .expect("copy");
+    // The tasks ansible-playbook 2.19 ran for each selection of the same playbook.
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "untagged web db always in-block"),
+        (&["-t", "web"], "web always"),
+        (&["-t", "web,debug"], "web always never-debug"),
+        (&["--skip-tags", "web"], "untagged db always in-block"),
+        (&["-t", "never"], "always never never-debug"),
+        (&["-t", "tagged"], "untagged web db always in-block"),
+        (&["-t", "untagged"], "always"),
+        (&["--skip-tags", "always"], "untagged web db in-block"),
+        (&["-t", "blk"], "always in-block"),
+        (&["-t", "all"], "untagged web db always in-block"),
+        (&["--start-at-task", "db"], "db always in-block"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["-i", "localhost,", "-c", "local"];
+        args.extend_from_slice(extra);
+        args.push("tags.yml");
+        let out = play(dir.path(), &args);
+        let ran: Vec<String> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("TASK ["))
+            .filter_map(|l| l.split(']').next().map(str::to_string))
+            .collect();
+        assert_eq!(ran.join(" "), *expected, "play {}", extra.join(" "));
+    }
+}
+
+#[test]
+fn settings_come_from_flags_then_ansible_env_then_play_toml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, host) in [
+        ("toml.ini", "from_toml"),
+        ("env.ini", "from_env"),
+        ("flag.ini", "from_flag"),
+    ] {
+        std::fs::write(
+            dir.path().join(name),
+            format!("{host} ansible_connection=local\n"),
+        )
+        .expect("inventory");
+    }
+    std::fs::write(
+        dir.path().join("play.toml"),
+        "inventory = \"toml.ini\"\nforks = 3\n",
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks: []\n",
+    )
+    .expect("playbook");
+    let hosts = |args: &[&str], env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_play"));
+        cmd.args(args)
+            .arg("--list-hosts")
+            .arg("site.yml")
+            .current_dir(dir.path())
+            .env_remove("ANSIBLE_INVENTORY")
+            .env_remove("PLAY_CONFIG");
+        if let Some(e) = env {
+            cmd.env("ANSIBLE_INVENTORY", e);
+        }
+        let out = cmd.output().expect("play runs");
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("      "))
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hosts(&[], None), ["from_toml"]);
+    assert_eq!(hosts(&[], Some("env.ini")), ["from_env"]);
+    assert_eq!(hosts(&["-i", "flag.ini"], Some("env.ini")), ["from_flag"]);
+    std::fs::write(dir.path().join("play.toml"), "inventry = \"toml.ini\"\n").expect("config");
+    let out = play(dir.path(), &["site.yml"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        text(&out.stderr).contains("play.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// The bench workload (a staging app server, ~40 tasks) on one local host: the recap counts
 /// are ansible-core 2.19's for the same inventory (`ansible_connection: local`).
 #[test]
