@@ -339,6 +339,48 @@ fn unknown_module_is_a_parse_error_naming_the_place() {
 }
 
 #[test]
+fn misspelt_argument_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: localhost\n  tasks:\n    - name: Write it\n      copy:\n        content: x\n        dets: /tmp/x\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(
+            "ERROR! Unsupported parameters for (copy) module: dets. Supported parameters include: "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("  --> site.yml:4:7 (task \"Write it\")"),
+        "{err}"
+    );
+    assert!(err.ends_with("  = did you mean 'dest'?\n"), "{err}");
+}
+
+#[test]
+fn missing_template_fails_the_task_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: Render\n      template:\n        src: nope.j2\n        dest: /tmp/never-written\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stdout).contains("fatal: [localhost]: FAILED! => {\"changed\": false, \"msg\": \"Could not find or access 'nope.j2'\"}"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("  --> site.yml:5:7 (task \"Render\")"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn yaml_syntax_error_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
