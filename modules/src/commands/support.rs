@@ -171,14 +171,18 @@ fn expandvars_pieces(text: &str) -> Vec<Piece> {
 /// as quoted arguments or variables.
 ///
 /// - `play_st`: print status records (NUL-terminated fields) for the controller to read.
-/// - `play_var NAME`: `play_v` = the value of exported variable NAME; fails when unset
-///   (as `os.environ[NAME]` would), keeping trailing newlines of the value.
+/// - `play_var NAME`: `play_v` = the value of exported variable NAME (awk's `ENVIRON`,
+///   which every awk has, unlike `printenv`); fails when unset (as `os.environ[NAME]`
+///   would), keeping trailing newlines of the value.
 /// - `play_tilde`: `os.path.expanduser` applied to `$play_a`.
 /// - `play_glob PATTERN`: succeeds when the pattern matches something, as `glob.glob`.
 /// - `play_find PROG`: `play_err` = 2 (ENOENT), 13 (EACCES) or empty when PROG can be executed,
 ///   searching `$PATH` as `execvp` does.
 pub const PRELUDE: &str = r#"play_st() { printf '%s\0' "$@"; }
-play_var() { play_v=$(printenv "$1" && echo x) || return 1; play_v=${play_v%?x}; }
+play_var() {
+  play_v=$(awk -v n="$1" 'BEGIN { if (n in ENVIRON) { printf "%sx", ENVIRON[n]; exit 0 } exit 1 }') || return 1
+  play_v=${play_v%x}
+}
 play_tilde() {
   case $play_a in
   "~"*)

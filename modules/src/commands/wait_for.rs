@@ -102,7 +102,8 @@ const CONNECTION_STATES: &[&str] = &[
 /// `w_mode` (port/path/sleep), `w_up` (1: wait for presence, empty: for absence),
 /// `w_timeout`, `w_delay`, `w_sleep`, `w_ct`, `w_host`, `w_port`, `w_porthex`, `w_addrs`
 /// (accepted local addresses as `/proc/net/tcp` prints them; empty: probe by connecting),
-/// `w_rx` (regex, may be empty) and `$play_a` (the expanded path).
+/// `w_rx` (regex, may be empty), `w_ere`/`w_ere_flags` (its POSIX ERE translation for
+/// greps without `-P`; empty when there is none) and `$play_a` (the expanded path).
 const LOOP: &str = r#"
 w_now() {
   if read -r w_u w_rest </proc/uptime 2>/dev/null && [ "${w_u#*.}" != "$w_u" ]; then
@@ -118,11 +119,11 @@ w_limit() {
 }
 w_match() {
   if [ -n "$w_pcre" ]; then LC_ALL=C grep -Pzq -- "(?m)$w_rx" "$1" 2>/dev/null
-  else LC_ALL=C grep -Eq -- "$w_rx" "$1" 2>/dev/null; fi
+  else LC_ALL=C grep -Eq $w_ere_flags -- "$w_ere" "$1" 2>/dev/null; fi
 }
 w_show_match() {
   if [ -n "$w_pcre" ]; then LC_ALL=C grep -Pzo -- "(?m)$w_rx" "$1" 2>/dev/null | head -c 65536
-  else LC_ALL=C grep -Eo -- "$w_rx" "$1" 2>/dev/null | head -n 1 | tr -d '\n'; fi
+  else LC_ALL=C grep -Eo $w_ere_flags -- "$w_ere" "$1" 2>/dev/null | head -n 1 | tr -d '\n'; fi
   printf '\0'
 }
 w_listening() {
@@ -180,10 +181,18 @@ w_check() {
 
 w_now; w_start=$w_cs; w_end=$(( w_start + w_timeout * 100 ))
 w_pcre=; if [ -n "$w_rx" ] && echo x | grep -Pq x 2>/dev/null; then w_pcre=1; fi
+if [ -n "$w_rx" ] && [ -z "$w_pcre" ] && [ -z "$w_ere" ]; then
+  play_st error "search_regex needs grep -P on the target: it has no POSIX ERE equivalent"; exit 0
+fi
 w_bash=; command -v bash >/dev/null 2>&1 && w_bash=1
-w_nc=; if command -v nc >/dev/null 2>&1 && nc -h 2>&1 | grep -q -- '-z'; then w_nc=1; fi
+w_anync=; command -v nc >/dev/null 2>&1 && w_anync=1
+w_nc=; if [ -n "$w_anync" ] && nc -h 2>&1 | grep -q -- '-z'; then w_nc=1; fi
 if [ "$w_mode" = port ] && [ -n "$w_addrs" ] && [ ! -r /proc/net/tcp ]; then w_addrs=; fi
-if [ "$w_mode" = port ] && [ -z "$w_addrs" ] && [ -z "$w_bash" ] && [ -z "$w_nc" ]; then
+if [ "$w_mode" = port ] && [ -n "$w_up" ] && [ -n "$w_rx" ]; then
+  if [ -z "$w_bash" ] && [ -z "$w_anync" ]; then
+    play_st error "wait_for needs bash or nc on the target to read from a port"; exit 0
+  fi
+elif [ "$w_mode" = port ] && [ -z "$w_addrs" ] && [ -z "$w_bash" ] && [ -z "$w_nc" ]; then
   play_st error "wait_for needs nc (with -z) or bash on the target to check a remote port"; exit 0
 fi
 if [ "$w_mode" = path ]; then play_st path "$play_a"; fi
@@ -333,7 +342,17 @@ impl Module for WaitFor {
             .set("w_addrs", addrs.unwrap_or_default())
             .raw(";")
             .set("w_rx", a.search_regex.clone().unwrap_or_default())
-            .raw(";\n");
+            .raw(";");
+        let (ere, icase) = a
+            .search_regex
+            .as_deref()
+            .and_then(python_regex_to_ere)
+            .unwrap_or_default();
+        script = script.set("w_ere", ere).raw(if icase {
+            "; w_ere_flags=-i\n"
+        } else {
+            "; w_ere_flags=\n"
+        });
         script = set_expanded(script, path.as_deref().unwrap_or(""), true).raw(LOOP);
         let out = ctx.host.exec(&Cmd::script(script))?;
 
@@ -400,6 +419,94 @@ impl Module for WaitFor {
         };
         Ok(outcome)
     }
+}
+
+/// A POSIX ERE for `grep -E` that matches the same lines as a Python regex, for targets
+/// whose grep has no `-P` (busybox). Python's classes become bracket expressions, named and
+/// non-capturing groups plain groups, lazy quantifiers greedy (the same lines match), and a
+/// leading `(?i)` becomes `grep -i`. `None` for what ERE cannot say (lookaround,
+/// backreferences, `\n`, other inline flags). Returns the ERE and whether to ignore case.
+fn python_regex_to_ere(pattern: &str) -> Option<(String, bool)> {
+    let (mut rest, icase) = match pattern.strip_prefix("(?i)") {
+        Some(r) => (r, true),
+        None => (pattern, false),
+    };
+    let mut out = String::new();
+    let mut in_bracket = false;
+    let class = |c: char, in_bracket: bool| -> Option<&'static str> {
+        Some(match (c, in_bracket) {
+            ('d', false) => "[0-9]",
+            ('D', false) => "[^0-9]",
+            ('s', false) => "[[:space:]]",
+            ('S', false) => "[^[:space:]]",
+            ('w', false) => "[[:alnum:]_]",
+            ('W', false) => "[^[:alnum:]_]",
+            ('d', true) => "0-9",
+            ('s', true) => "[:space:]",
+            ('w', true) => "[:alnum:]_",
+            _ => return None,
+        })
+    };
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        match c {
+            '\\' => {
+                let next = rest.chars().next()?;
+                rest = &rest[next.len_utf8()..];
+                if let Some(cls) = class(next, in_bracket) {
+                    out.push_str(cls);
+                } else if next == 't' {
+                    out.push('\t');
+                } else if in_bracket {
+                    // Backslash is literal inside POSIX brackets; these would change meaning.
+                    if matches!(next, ']' | '^' | '-' | '[') || next.is_ascii_alphanumeric() {
+                        return None;
+                    }
+                    out.push(next);
+                } else if ".[]()*+?{}|^$\\".contains(next) {
+                    out.push('\\');
+                    out.push(next);
+                } else if next == 'b' || next == 'B' || next.is_ascii_alphanumeric() {
+                    return None;
+                } else {
+                    out.push(next);
+                }
+            }
+            '[' if !in_bracket => {
+                in_bracket = true;
+                out.push('[');
+                // A leading `^` and/or `]` belong to the bracket, not its end.
+                if let Some(r) = rest.strip_prefix('^') {
+                    out.push('^');
+                    rest = r;
+                }
+                if let Some(r) = rest.strip_prefix(']') {
+                    out.push(']');
+                    rest = r;
+                }
+            }
+            ']' if in_bracket => {
+                in_bracket = false;
+                out.push(']');
+            }
+            '(' if !in_bracket => {
+                if let Some(r) = rest.strip_prefix("?:") {
+                    rest = r;
+                } else if let Some(r) = rest.strip_prefix("?P<") {
+                    let close = r.find('>')?;
+                    rest = &r[close + 1..];
+                } else if rest.starts_with('?') {
+                    return None;
+                }
+                out.push('(');
+            }
+            '?' if !in_bracket && matches!(out.chars().last(), Some('*' | '+' | '?' | '}')) => {
+                // Lazy quantifier: the same lines match with the greedy one.
+            }
+            _ => out.push(c),
+        }
+    }
+    (!in_bracket).then_some((out, icase))
 }
 
 /// Python's `match.groups()` and `match.groupdict()` of the first match in `text`.
@@ -621,6 +728,11 @@ mod tests {
         };
         let port = listener.local_addr().expect("addr").port();
         let r = run(json!({"host": "127.0.0.2", "port": port, "timeout": 5}));
+        if r.get("msg").and_then(Value::as_str)
+            == Some("wait_for needs nc (with -z) or bash on the target to check a remote port")
+        {
+            return; // a busybox-only machine: nothing to probe with, and it says so
+        }
         assert_eq!(r.get("failed"), None, "{r:?}");
         drop(listener);
         let r = run(json!({"host": "127.0.0.2", "port": port, "timeout": 1, "state": "started"}));
@@ -644,6 +756,8 @@ mod tests {
             }
         });
         let r = run(json!({"port": port, "search_regex": "OpenSSH_(\\d+)", "timeout": 5}));
+        // Should the module not have connected, this lets the server thread finish.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
         server.join().expect("server");
         assert_eq!(r.get("failed"), None, "{r:?}");
         assert_eq!(r["match_groups"], json!(["9"]));
@@ -679,6 +793,27 @@ mod tests {
             err.to_string(),
             "value of state must be one of: absent, drained, present, started, stopped, got: up"
         );
+    }
+
+    #[test]
+    fn python_regexes_become_posix_eres() {
+        let ere = |p: &str| python_regex_to_ere(p);
+        assert_eq!(
+            ere(r"^ready: port=(?P<port>\d+) id=(\d)$"),
+            Some((r"^ready: port=([0-9]+) id=([0-9])$".to_string(), false))
+        );
+        assert_eq!(
+            ere(r"(?i)(?:a|b)\s+\w*?[\d.x]\.\/"),
+            Some((
+                r"(a|b)[[:space:]]+[[:alnum:]_]*[0-9.x]\./".to_string(),
+                true
+            ))
+        );
+        assert_eq!(ere(r"[]a]"), Some((r"[]a]".to_string(), false)));
+        assert_eq!(ere(r"foo(?=bar)"), None);
+        assert_eq!(ere(r"(a)\1"), None);
+        assert_eq!(ere(r"a\nb"), None);
+        assert_eq!(ere(r"[a"), None);
     }
 
     #[test]
