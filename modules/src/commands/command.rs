@@ -58,6 +58,9 @@ impl Module for Command {
     fn name(&self) -> &'static str {
         "command"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<CommandArgs>()
+    }
     fn free_form(&self) -> bool {
         true
     }

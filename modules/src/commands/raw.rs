@@ -23,6 +23,9 @@ impl Module for Raw {
     fn name(&self) -> &'static str {
         "raw"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<RawArgs>()
+    }
     fn free_form(&self) -> bool {
         true
     }

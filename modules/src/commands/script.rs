@@ -44,6 +44,9 @@ impl Module for ScriptModule {
     fn name(&self) -> &'static str {
         "script"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<ScriptArgs>()
+    }
     fn free_form(&self) -> bool {
         true
     }

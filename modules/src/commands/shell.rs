@@ -38,6 +38,9 @@ impl Module for Shell {
     fn name(&self) -> &'static str {
         "shell"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<ShellArgs>()
+    }
     fn free_form(&self) -> bool {
         true
     }

@@ -267,6 +267,9 @@ impl Module for WaitFor {
     fn name(&self) -> &'static str {
         "wait_for"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<WaitForArgs>()
+    }
     fn supports_check(&self) -> bool {
         false
     }

@@ -113,6 +113,9 @@ impl Module for Setup {
     fn name(&self) -> &'static str {
         "setup"
     }
+    fn arg_names(&self) -> &'static [&'static str] {
+        crate::args::field_names::<SetupArgs>()
+    }
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: SetupArgs = args::parse("setup", args)?;
         let spec = a.gather_subset.unwrap_or_else(|| vec!["all".to_string()]);
