@@ -16,7 +16,17 @@ r kernel "$(uname -r 2>/dev/null)"
 r kernel_version "$(uname -v 2>/dev/null)"
 r machine "$(uname -m 2>/dev/null)"
 r nodename "$(uname -n 2>/dev/null)"
-r fqdn "$(limit hostname -f 2>/dev/null)"
+# fqdn as Python's socket.getfqdn(): the names of the host's address, first dotted one, else
+# the primary name; `hostname -f` only when the hosts database has nothing.
+fq=
+hip=$(getent hosts "$(uname -n)" 2>/dev/null | awk 'NR == 1 { print $1 }')
+if [ -n "$hip" ]; then
+  names=$(getent hosts "$hip" 2>/dev/null | awk 'NR == 1 { $1 = ""; print }')
+  for n in $names; do case $n in *.*) fq=$n; break ;; esac; done
+  [ -n "$fq" ] || fq=$(printf '%s\n' $names | head -n 1)
+fi
+[ -n "$fq" ] || fq=$(limit hostname -f 2>/dev/null)
+r fqdn "$fq"
 r userspace_bits "$(getconf LONG_BIT 2>/dev/null)"
 r ids "$(id -u) $(id -g) $(id -ru) $(id -rg)"
 u=${LOGNAME:-${USER:-${LNAME:-${USERNAME:-}}}}
