@@ -30,12 +30,17 @@
 //! - `fqdn` is `hostname -f` (bounded by `gather_timeout`), falling back to the node name;
 //!   Ansible's `socket.getfqdn()` can differ on hosts whose `/etc/hosts` maps the name to
 //!   `localhost`.
-//! - `default_ipv4`/`default_ipv6` come from `ip -N route show default` and the interface's
+//! - `default_ipv4`/`default_ipv6` come from `ip -4|-6 route show default` and the interface's
 //!   first address, not `ip route get 8.8.8.8`; without `ip`, only the gateway and
 //!   interface from `/proc/net/route` are known.
 //! - `effective_group_id` is the effective gid (Ansible reports the real gid there).
 //! - `tz_dst` is the zone's summer abbreviation from `date -d` (Python's `time.tzname[1]`).
 //! - `cmdline` words are split on whitespace (Ansible uses non-POSIX shlex).
+//! - `interfaces` lists sysfs names sorted; Ansible keeps `os.listdir` order.
+//!
+//! Checked against `ansible localhost -m setup` (ansible-core 2.19) on a Debian 12 machine:
+//! every fact both produce has the same value and type except `fqdn` (see above) and the
+//! order of `interfaces`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
