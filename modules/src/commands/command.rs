@@ -156,7 +156,7 @@ impl Program {
         };
         Program::Shell {
             text,
-            executable,
+            executable: executable.filter(|e| !e.is_empty()),
             shown,
         }
     }
