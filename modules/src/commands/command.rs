@@ -159,7 +159,7 @@ impl Program {
         };
         Program::Shell {
             text,
-            executable,
+            executable: executable.filter(|e| !e.is_empty()),
             shown,
         }
     }
