@@ -10,6 +10,7 @@ pub mod commands;
 pub mod diff;
 pub mod files;
 pub mod local;
+pub mod pyfmt;
 pub mod system;
 
 use std::fmt;

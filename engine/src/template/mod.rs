@@ -11,7 +11,7 @@ mod jinja_tests;
 mod lookups;
 mod methods;
 mod pyfmt;
-mod pyjson;
+pub mod pyjson;
 mod pyre;
 mod yaml_dump;
 
