@@ -296,18 +296,10 @@ impl Runner {
                 Ok(c) => delegate_conn.insert(c),
                 Err(msg) => return unreachable(msg),
             },
-            None => {
-                if st.conn.is_none() {
-                    match self.connect(&st.name, scope) {
-                        Ok(c) => st.conn = Some(c),
-                        Err(msg) => return unreachable(msg),
-                    }
-                }
-                match st.conn.as_mut() {
-                    Some(c) => c,
-                    None => return unreachable("no connection".into()),
-                }
-            }
+            None => match self.host_conn(st, scope) {
+                Ok(c) => c,
+                Err(ran) => return ran,
+            },
         };
         let mut host = TaskHost {
             inner: conn.as_mut(),
@@ -330,6 +322,16 @@ impl Runner {
             }
             Err(modules::ModuleError::Host(modules::HostError::Transfer(msg))) => Ran::failed(msg),
         }
+    }
+
+    /// The host's own connection, opened on first use and kept for the rest of the run.
+    fn host_conn<'s>(&self, st: &'s mut HostRun, scope: &Scope) -> Result<&'s mut Conn, Ran> {
+        if st.conn.is_none() {
+            st.conn = Some(self.connect(&st.name, scope).map_err(unreachable)?);
+        }
+        st.conn
+            .as_mut()
+            .ok_or_else(|| unreachable("no connection".into()))
     }
 
     /// Open a connection to a host: `local` for localhost or when asked for; SSH comes with the SSH transport.
@@ -824,14 +826,9 @@ impl Runner {
         } else {
             ctx.play.dir.join(&local)
         };
-        if st.conn.is_none() {
-            match self.connect(&st.name, scope) {
-                Ok(c) => st.conn = Some(c),
-                Err(msg) => return unreachable(msg),
-            }
-        }
-        let Some(conn) = st.conn.as_mut() else {
-            return unreachable("no connection".into());
+        let conn = match self.host_conn(st, scope) {
+            Ok(c) => c,
+            Err(ran) => return ran,
         };
         let data = match conn.get(&src) {
             Ok(d) => d,
