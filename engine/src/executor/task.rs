@@ -201,6 +201,14 @@ impl Runner {
             self.report.task_error(&d.render());
         }
         self.report.host_lines(&lines);
+        // Modules' own warnings, as Ansible shows them after the task's lines.
+        for l in &lines {
+            if let Some(Value::Array(warnings)) = l.result.get("warnings") {
+                for w in warnings.iter().filter_map(Value::as_str) {
+                    self.report.warning(w);
+                }
+            }
+        }
         for &i in hosts {
             if let Ok(st) = ctx.states[i].lock() {
                 self.snapshot(ctx, &st);
