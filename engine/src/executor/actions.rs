@@ -698,6 +698,13 @@ impl Runner {
             args.insert("dest".into(), Value::String(base));
             return self.copy_directory(&path, st, args, scope, t, mode);
         }
+        // `mode: preserve` means the controller file's own mode, which only the engine can read.
+        if args.get("mode").and_then(Value::as_str) == Some("preserve") {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(&path) {
+                args.insert("mode".into(), Value::String(format!("0{:o}", meta.permissions().mode() & 0o7777)));
+            }
+        }
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
