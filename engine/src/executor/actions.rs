@@ -178,6 +178,15 @@ fn printf_int(format: &str, n: i64) -> String {
     .into_owned()
 }
 
+/// Hand a controller file's bytes to the copy module (`_content_b64`, binary-safe) with its path (`_src`).
+fn attach_source(args: &mut Map<String, Value>, data: &[u8], path: &Path) {
+    args.insert(
+        "_content_b64".into(),
+        Value::String(base64::engine::general_purpose::STANDARD.encode(data)),
+    );
+    args.insert("_src".into(), Value::String(path.display().to_string()));
+}
+
 fn drop_omitted(args: &mut Map<String, Value>) {
     args.retain(|_, v| v.as_str() != Some(crate::template::OMIT_TOKEN));
 }
@@ -657,11 +666,7 @@ impl Runner {
         ] {
             args.remove(k);
         }
-        args.insert(
-            "_content_b64".into(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(rendered.as_bytes())),
-        );
-        args.insert("_src".into(), Value::String(path.display().to_string()));
+        attach_source(&mut args, rendered.as_bytes(), &path);
         self.run_module("copy", st, args, scope, t, mode)
     }
 
@@ -702,18 +707,17 @@ impl Runner {
         if args.get("mode").and_then(Value::as_str) == Some("preserve") {
             use std::os::unix::fs::PermissionsExt;
             if let Ok(meta) = std::fs::metadata(&path) {
-                args.insert("mode".into(), Value::String(format!("0{:o}", meta.permissions().mode() & 0o7777)));
+                args.insert(
+                    "mode".into(),
+                    Value::String(format!("0{:o}", meta.permissions().mode() & 0o7777)),
+                );
             }
         }
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
         };
-        args.insert(
-            "_content_b64".into(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(&data)),
-        );
-        args.insert("_src".into(), Value::String(path.display().to_string()));
+        attach_source(&mut args, &data, &path);
         self.run_module("copy", st, args, scope, t, mode)
     }
 
@@ -771,11 +775,7 @@ impl Runner {
             let mut fargs = args.clone();
             fargs.remove("directory_mode");
             fargs.insert("dest".into(), Value::String(target));
-            fargs.insert(
-                "_content_b64".into(),
-                Value::String(base64::engine::general_purpose::STANDARD.encode(&data)),
-            );
-            fargs.insert("_src".into(), Value::String(f.display().to_string()));
+            attach_source(&mut fargs, &data, &f);
             let r = self.run_module("copy", st, fargs, scope, t, mode);
             if r.unreachable || r.result.get("failed").and_then(Value::as_bool) == Some(true) {
                 return r;
