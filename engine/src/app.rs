@@ -64,6 +64,7 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
         connection: cli.connection.clone(),
         become_: cli.become_,
         become_user: cli.become_user.clone(),
+        become_method: cli.become_method.clone(),
         remote_user: cli.user.clone(),
     };
 

@@ -71,7 +71,7 @@ pub struct Cli {
     /// Start at the task with this name (glob allowed).
     #[arg(long = "start-at-task", value_name = "NAME")]
     pub start_at_task: Option<String>,
-    /// More output (-v shows results, -vvv commands).
+    /// More output: -v shows every result, -vvv shows results indented.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Output format: `text` (Ansible's) or `json` (one event per line).

@@ -413,6 +413,7 @@ impl Runner {
         let method = self
             .keyword_str(t.keyword("become_method"), scope)
             .or_else(|| self.keyword_str(var("ansible_become_method").as_ref(), scope))
+            .or_else(|| self.opts.become_method.clone())
             .unwrap_or_else(|| "sudo".into());
         // Already that user on a local connection: nothing to switch.
         let is_local = scope.vars.get("ansible_connection").and_then(Value::as_str)

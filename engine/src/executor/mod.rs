@@ -38,6 +38,7 @@ pub struct Options {
     pub connection: Option<String>,
     pub become_: bool,
     pub become_user: Option<String>,
+    pub become_method: Option<String>,
     pub remote_user: Option<String>,
 }
 
