@@ -283,6 +283,46 @@ fn settings_come_from_flags_then_ansible_env_then_play_toml() {
     );
 }
 
+#[test]
+fn become_runs_commands_and_writes_files_as_the_become_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    // The become user must be able to write here (the temp dir itself is private to root).
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - command: id -un\n      become: true\n      become_user: nobody\n      register: who\n      changed_when: false\n    - assert:\n        that: who.stdout == 'nobody'\n    - copy:\n        content: \"as nobody\\n\"\n        dest: {}/by-nobody.txt\n      become: true\n      become_user: nobody\n",
+            shared.display()
+        ),
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let meta = std::fs::metadata(shared.join("by-nobody.txt")).expect("written");
+    let nobody_uid = Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .expect("id");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta).to_string(),
+        text(&nobody_uid.stdout).trim()
+    );
+}
+
 /// The bench workload (a staging app server, ~40 tasks) on one local host: the recap counts
 /// are ansible-core 2.19's for the same inventory (`ansible_connection: local`).
 #[test]
