@@ -114,3 +114,293 @@ fn key_auth_runs_commands_and_reports_results() {
         assert_eq!(stat_field(&line, "ignored"), 1, "{line}");
     }
 }
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn changed_counts(out: &str, hosts: &SshHosts) -> Vec<u32> {
+    hosts
+        .hosts()
+        .iter()
+        .map(|h| stat_field(&recap_line(out, &h.name), "changed"))
+        .collect()
+}
+
+#[test]
+fn bench_workload_converges_over_ssh_on_five_hosts() {
+    let hosts = start(5);
+    let work = Workdir::new();
+    let inv = work.write("inventory.yml", &hosts.inventory_yaml("staging"));
+    let inv = inv.display().to_string();
+    let site = repo_root().join("bench/workload/site.yml");
+    let site = site.display().to_string();
+    for (run, expected) in [("first", 29), ("second", 0)] {
+        let started = std::time::Instant::now();
+        let out = work.play(&["-i", &inv, &site]);
+        let elapsed = started.elapsed();
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}\n{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            changed_counts(&stdout, &hosts),
+            vec![expected; 5],
+            "{run} run:\n{stdout}"
+        );
+        // Not asserted (shared machines vary); shown with --nocapture.
+        println!("bench workload, {run} run on 5 hosts: {elapsed:?}");
+    }
+}
+
+/// The inventory without a key file: authentication must come from elsewhere.
+fn inventory_without_key(hosts: &SshHosts) -> String {
+    hosts
+        .inventory_yaml("targets")
+        .lines()
+        .filter(|l| !l.contains("ansible_ssh_private_key_file"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// An inventory whose hosts use `known_hosts` (a path) instead of the testbed's file.
+fn inventory_with_known_hosts(hosts: &SshHosts, known_hosts: &Path) -> String {
+    let testbed_file = hosts.known_hosts().display().to_string();
+    hosts
+        .inventory_yaml("targets")
+        .replace(&testbed_file, &known_hosts.display().to_string())
+        .replace("-o StrictHostKeyChecking=yes", "")
+}
+
+const ECHO_PLAY: &str = "- hosts: targets\n  gather_facts: false\n  tasks:\n\
+                         \x20   - shell: echo \"on $TESTBED_HOST as $(id -un)\"\n      register: r\n\
+                         \x20   - debug:\n        var: r.stdout\n";
+
+#[test]
+fn agent_auth_is_used_when_no_key_file_is_given() {
+    let hosts = start(1);
+    let work = Workdir::new();
+    let inv = work.write("inventory.yml", &inventory_without_key(&hosts));
+    let inv = inv.display().to_string();
+    work.write("site.yml", ECHO_PLAY);
+
+    // Without a key file or an agent: unreachable, saying what was tried.
+    let out = work.play(&["-i", &inv, "site.yml"]);
+    let stdout = text(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("UNREACHABLE!"), "{stdout}");
+    assert!(
+        stdout.contains("Permission denied") && stdout.contains("SSH_AUTH_SOCK is not set"),
+        "{stdout}"
+    );
+
+    let socket = work.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent starts");
+    let added = (0..200).find_map(|_| {
+        let status = Command::new("ssh-add")
+            .arg(hosts.client_key())
+            .env("SSH_AUTH_SOCK", &socket)
+            .output()
+            .expect("ssh-add runs");
+        if status.status.success() {
+            Some(())
+        } else {
+            // The agent may not listen yet.
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            None
+        }
+    });
+    let out = work
+        .command(&["-i", &inv, "site.yml"])
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("play runs");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(added.is_some(), "ssh-add never reached the agent");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"r.stdout\": \"on h1 as root\""),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unknown_host_key_is_unreachable_and_says_how_to_trust_it() {
+    let hosts = start(1);
+    let work = Workdir::new();
+    let known_hosts = work.write("known_hosts", "");
+    let inv = work.write(
+        "inventory.yml",
+        &inventory_with_known_hosts(&hosts, &known_hosts),
+    );
+    let inv = inv.display().to_string();
+    work.write("site.yml", ECHO_PLAY);
+    let out = work.play(&["-i", &inv, "site.yml"]);
+    let stdout = text(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("UNREACHABLE!") && stdout.contains("not a known host"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ssh-keyscan") && stdout.contains("accept-new"),
+        "the message says how to trust the host: {stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).expect("read"),
+        "",
+        "nothing recorded"
+    );
+}
+
+#[test]
+fn accept_new_records_the_key_and_later_runs_check_it() {
+    let hosts = start(1);
+    let work = Workdir::new();
+    // In a directory that does not exist yet, as ~/.ssh on a fresh controller.
+    let known_hosts = work.path().join("fresh/known_hosts");
+    let inv = work.write(
+        "inventory.yml",
+        &inventory_with_known_hosts(&hosts, &known_hosts),
+    );
+    let inv = inv.display().to_string();
+    work.write("site.yml", ECHO_PLAY);
+    let out = work
+        .command(&["-i", &inv, "site.yml"])
+        .env("ANSIBLE_HOST_KEY_CHECKING", "accept-new")
+        .output()
+        .expect("play runs");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let host = &hosts.hosts()[0];
+    let recorded = std::fs::read_to_string(&known_hosts).expect("recorded");
+    assert_eq!(
+        recorded,
+        format!("{} {}\n", host.known_hosts_name(), host.host_key_pub)
+    );
+    // Strict checking now knows the host.
+    let out = work.play(&["-i", &inv, "site.yml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_changed_host_key_is_refused_even_with_accept_new_or_checking_off() {
+    let hosts = start(2);
+    let work = Workdir::new();
+    // h1's name with h2's key: what a man in the middle looks like.
+    let (h1, h2) = (&hosts.hosts()[0], &hosts.hosts()[1]);
+    let known_hosts = work.write(
+        "known_hosts",
+        &format!("{} {}\n", h1.known_hosts_name(), h2.host_key_pub),
+    );
+    let inv = work.write(
+        "inventory.yml",
+        &inventory_with_known_hosts(&hosts, &known_hosts),
+    );
+    let inv = inv.display().to_string();
+    work.write("site.yml", ECHO_PLAY);
+    for setting in ["accept-new", "false"] {
+        let out = work
+            .command(&["-i", &inv, "-l", "h1", "site.yml"])
+            .env("ANSIBLE_HOST_KEY_CHECKING", setting)
+            .output()
+            .expect("play runs");
+        let stdout = text(&out.stdout);
+        println!("{stdout}");
+        assert_eq!(out.status.code(), Some(3), "{setting}: {stdout}");
+        assert!(
+            stdout.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+            "{setting}: {stdout}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).expect("read"),
+        format!("{} {}\n", h1.known_hosts_name(), h2.host_key_pub),
+        "the old entry is left alone"
+    );
+}
+
+#[test]
+fn an_unreachable_host_does_not_stop_the_others() {
+    let hosts = start(3);
+    let work = Workdir::new();
+    let inv = inventory(&work, &hosts);
+    work.write("site.yml", ECHO_PLAY);
+    hosts.stop(1);
+    let out = work.play(&["-i", &inv, "site.yml"]);
+    let stdout = text(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let h2 = recap_line(&stdout, "h2");
+    assert_eq!(stat_field(&h2, "unreachable"), 1, "{h2}");
+    let h2_address = format!("{}:{}", hosts.hosts()[1].addr, hosts.hosts()[1].port);
+    assert!(
+        stdout.contains(&h2_address) && stdout.contains("Connection refused"),
+        "the message names the address and the reason: {stdout}"
+    );
+    for host in ["h1", "h3"] {
+        let line = recap_line(&stdout, host);
+        assert_eq!(
+            (stat_field(&line, "ok"), stat_field(&line, "unreachable")),
+            (2, 0),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn jump_only_hosts_are_reached_through_proxy_jump() {
+    let hosts = SshHosts::builder()
+        .hosts(3)
+        .jump_only(1)
+        .jump_only(2)
+        .start()
+        .expect("testbed starts");
+    let work = Workdir::new();
+    let inv = inventory(&work, &hosts);
+    work.write("site.yml", ECHO_PLAY);
+    let out = work.play(&["-i", &inv, "site.yml"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for host in ["h1", "h2", "h3"] {
+        assert!(
+            stdout.contains(&format!("\"r.stdout\": \"on {host} as root\"")),
+            "{stdout}"
+        );
+    }
+    // Files travel through the tunnel too.
+    let dest = hosts.hosts()[2].base_dir.join("through-jump.txt");
+    work.write(
+        "copy.yml",
+        &format!(
+            "- hosts: h3\n  gather_facts: false\n  tasks:\n    - copy:\n        dest: {}\n        content: \"via h1\\n\"\n",
+            dest.display()
+        ),
+    );
+    let out = work.play(&["-i", &inv, "copy.yml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(std::fs::read_to_string(&dest).expect("copied"), "via h1\n");
+}
