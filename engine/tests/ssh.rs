@@ -687,3 +687,95 @@ fn twenty_two_hosts_many_tasks_two_plays_one_connection_per_host() {
     }
     assert_eq!(accepted_logins(&hosts), vec![1; 22], "one login per host");
 }
+
+#[test]
+fn keepalives_keep_a_quiet_command_alive_and_give_up_on_a_frozen_host() {
+    let hosts = start(2);
+    let work = Workdir::new();
+    let inv = inventory(&work, &hosts);
+    // With answers to every keepalive, a command quiet for longer than the interval is fine.
+    work.write(
+        "quiet.yml",
+        "- hosts: targets\n  gather_facts: false\n  tasks:\n    - command: sleep 5\n",
+    );
+    let out = work.play(&[
+        "-i",
+        &inv,
+        "-e",
+        "ansible_ssh_extra_args='-o ServerAliveInterval=1 -o ServerAliveCountMax=1'",
+        "quiet.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // A host whose sshd stops answering (SIGSTOP) is given up after the keepalives go
+    // unanswered, instead of being waited for forever.
+    work.write(
+        "frozen.yml",
+        "- hosts: targets\n  gather_facts: false\n  tasks:\n\
+         \x20   - command: 'true'\n\
+         \x20   - command: sleep 2\n\
+         \x20   - command: 'true'\n",
+    );
+    let mut child = work
+        .command(&[
+            "-i",
+            &inv,
+            "-e",
+            "ansible_ssh_extra_args='-o ServerAliveInterval=1 -o ServerAliveCountMax=1'",
+            "frozen.yml",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("play starts");
+    // Freeze h2's session processes once it runs the sleep (connected and authenticated).
+    let mut frozen = Vec::new();
+    for _ in 0..10_000 {
+        let pids = hosts.session_pids(1);
+        let sleeping = pids.iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        });
+        if sleeping {
+            for pid in &pids {
+                let _ = Command::new("kill")
+                    .args(["-STOP", &pid.to_string()])
+                    .status();
+            }
+            frozen = pids;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut stdout)
+        .expect("read");
+    let status = child.wait().expect("play ends");
+    for pid in &frozen {
+        let _ = Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status();
+    }
+    assert!(!frozen.is_empty(), "h2's session was never seen");
+    assert_eq!(status.code(), Some(3), "{stdout}");
+    assert_eq!(
+        stat_field(&recap_line(&stdout, "h2"), "unreachable"),
+        1,
+        "{stdout}"
+    );
+    assert!(stdout.contains("no answer from the server"), "{stdout}");
+    assert_eq!(stat_field(&recap_line(&stdout, "h1"), "ok"), 3, "{stdout}");
+}
+
+#[test]
+fn a_command_outliving_the_command_timeout_makes_the_host_unreachable() {
+    let hosts = start(1);
+    let work = Workdir::new();
+    let inv = inventory(&work, &hosts);
+    work.write(
+        "slow.yml",
+        "- hosts: targets\n  gather_facts: false\n  tasks:\n    - command: sleep 600\n",
+    );
+    let out = work.play(&["-i", &inv, "-e", "ansible_command_timeout=1", "slow.yml"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("ansible_command_timeout"), "{stdout}");
+}

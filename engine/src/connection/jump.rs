@@ -141,7 +141,7 @@ fn forward(
         queued_before = queued;
         let mut timeout = MAX_POLL;
         if let Some(keepalive) = keepalive {
-            if last_heard.elapsed() > keepalive.interval.saturating_mul(keepalive.count_max) {
+            if last_heard.elapsed() > keepalive.dead_after() {
                 break;
             }
             match jump.session.keepalive_send() {

@@ -81,6 +81,20 @@ pub struct Keepalive {
     pub count_max: u32,
 }
 
+impl Keepalive {
+    /// The interval libssh2 really keeps (it takes 1 s as 2 s, against busy loops).
+    pub fn effective_interval(&self) -> Duration {
+        self.interval.max(Duration::from_secs(2))
+    }
+
+    /// Silence after which the server is given up: OpenSSH disconnects when it would send the
+    /// (count_max + 1)th keepalive without an answer to the earlier ones.
+    pub fn dead_after(&self) -> Duration {
+        self.effective_interval()
+            .saturating_mul(self.count_max.saturating_add(1))
+    }
+}
+
 /// IPv4, IPv6 or either (`AddressFamily`, `-4`, `-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AddressFamily {

@@ -321,7 +321,8 @@ impl Link {
         host_keys::verify(options, key)?;
         authenticate(&session, options)?;
         if let Some(keepalive) = options.keepalive {
-            let seconds = u32::try_from(keepalive.interval.as_secs()).unwrap_or(u32::MAX);
+            let seconds =
+                u32::try_from(keepalive.effective_interval().as_secs()).unwrap_or(u32::MAX);
             session.set_keepalive(true, seconds);
         }
         Ok(Link {
@@ -338,9 +339,7 @@ impl Link {
     /// How long one blocking libssh2 call may wait: the command timeout, else the time after
     /// which keepalives would declare the server dead, else forever (as OpenSSH waits).
     fn blocking_timeout(&self, options: &ConnectOptions) -> u32 {
-        let dead_after = self
-            .keepalive
-            .map(|k| k.interval.saturating_mul(k.count_max));
+        let dead_after = self.keepalive.map(|k| k.dead_after());
         match (options.command_timeout, dead_after) {
             (Some(a), Some(b)) => millis(a.min(b)),
             (Some(t), None) | (None, Some(t)) => millis(t),
@@ -356,15 +355,14 @@ impl Link {
         if let Some(deadline) = deadline {
             if now >= deadline {
                 return Err(Failure::Lost(
-                    "the command timed out (command timeout)".into(),
+                    "the command did not finish within ansible_command_timeout".into(),
                 ));
             }
             timeout = timeout.min(deadline - now);
         }
         if let Some(keepalive) = self.keepalive {
             let silent = now.saturating_duration_since(self.last_heard);
-            let allowed = keepalive.interval.saturating_mul(keepalive.count_max);
-            if silent > allowed {
+            if silent > keepalive.dead_after() {
                 return Err(Failure::Lost(format!(
                     "no answer from the server for {} s (ServerAliveInterval {} s, ServerAliveCountMax {})",
                     silent.as_secs(),
