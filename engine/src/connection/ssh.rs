@@ -178,6 +178,15 @@ enum Failure {
 }
 
 impl Failure {
+    /// A stale link found after something was already done is simply lost: retrying the
+    /// whole operation on a new connection would not be the same operation.
+    fn after_side_effects(self) -> Failure {
+        match self {
+            Failure::Stale(reason) => Failure::Lost(reason),
+            other => other,
+        }
+    }
+
     fn is_lost(&self) -> bool {
         matches!(self, Failure::Stale(_) | Failure::Lost(_))
     }
@@ -585,11 +594,14 @@ impl Link {
             return Err(failure);
         }
         let script = modules::cmd::finish_upload_script(&temp, dest, attrs);
-        let out = self.run(
-            &login_shell_command(&Cmd::script(script)),
-            None,
-            options.command_timeout,
-        )?;
+        let out = self
+            .run(
+                &login_shell_command(&Cmd::script(script)),
+                None,
+                options.command_timeout,
+            )
+            // The data is already uploaded: no silent retry from the start.
+            .map_err(Failure::after_side_effects)?;
         // The script removes the temp file itself when it fails.
         left_behind.replace(None);
         if out.success() {
