@@ -451,20 +451,43 @@ fn become_root_from_a_nopasswd_user_and_a_clear_failure_when_sudo_wants_a_passwo
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 
     // bob's sudo asks for a password: the task fails at once instead of waiting for one.
-    let mut child = work
-        .command(&["-i", &inv, "-e", "ansible_user=bob", "become.yml"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("play starts");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout piped"), &mut stdout)
-        .expect("read");
-    let status = child.wait().expect("play ends");
-    println!("{stdout}");
-    assert_eq!(status.code(), Some(2), "{stdout}");
+    let out =
+        output_unless_hung(work.command(&["-i", &inv, "-e", "ansible_user=bob", "become.yml"]));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("fatal: [h1]: FAILED!"), "{stdout}");
     assert!(stdout.contains("password is required"), "{stdout}");
-    assert!(!stdout.contains("b0b-s3cret"));
+    assert!(!stdout.contains("b0b-s3cret") && !text(&out.stderr).contains("b0b-s3cret"));
+}
+
+/// Runs `command`; a run that has not ended after two minutes counts as hung and is killed,
+/// so that a test of "never waits for a password" fails instead of hanging the suite.
+fn output_unless_hung(mut command: Command) -> Output {
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("play starts");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .is_err()
+        {
+            // Only our own child, by its pid.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("play ends");
+    let _ = done.send(());
+    let hung = watchdog.join().unwrap_or(false);
+    assert!(!hung, "play hung: {}", text(&out.stdout));
+    out
 }
 
 /// Bytes that are neither text nor compressible, the same on every run.
@@ -725,6 +748,7 @@ fn keepalives_keep_a_quiet_command_alive_and_give_up_on_a_frozen_host() {
             "frozen.yml",
         ])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("play starts");
     // Freeze h2's session processes once it runs the sleep (connected and authenticated).
