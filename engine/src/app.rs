@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::cli::{self, Cli};
+use crate::connection::HostKeyChecking;
 use crate::error::{exit, Diagnostic};
 use crate::executor::{Options, Runner};
 use crate::inventory::Inventory;
@@ -47,6 +48,15 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
         inventory.limit(limit)?;
     }
 
+    let host_key_checking = match &settings.host_key_checking {
+        Some(value) => Some(HostKeyChecking::parse(value).ok_or_else(|| {
+            Diagnostic::new(format!(
+                "host_key_checking = '{value}': use true, false or accept-new"
+            ))
+            .exit_code(exit::BAD_OPTIONS)
+        })?),
+        None => None,
+    };
     let reporter = Reporter::new(format, cli.verbose);
     for w in inventory.warnings() {
         reporter.warning(w);
@@ -66,6 +76,9 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
         become_user: cli.become_user.clone(),
         become_method: cli.become_method.clone(),
         remote_user: cli.user.clone(),
+        private_key: settings.private_key.clone(),
+        timeout: settings.timeout,
+        host_key_checking,
     };
 
     if cli.syntax_check || cli.list_hosts || cli.list_tasks || cli.list_tags {

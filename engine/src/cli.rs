@@ -47,6 +47,16 @@ pub struct Cli {
     /// Connect as this user.
     #[arg(short = 'u', long = "user", value_name = "REMOTE_USER")]
     pub user: Option<String>,
+    /// Use this file to authenticate the SSH connection (tried before the hosts' own keys).
+    #[arg(
+        long = "private-key",
+        visible_alias = "key-file",
+        value_name = "PRIVATE_KEY_FILE"
+    )]
+    pub private_key: Option<PathBuf>,
+    /// SSH connect timeout in seconds (default 10).
+    #[arg(short = 'T', long = "timeout", value_name = "TIMEOUT")]
+    pub timeout: Option<u64>,
     /// Run operations with become (sudo by default).
     #[arg(short = 'b', long = "become")]
     pub become_: bool,
@@ -87,6 +97,10 @@ pub struct Config {
     pub roles_path: Option<StringOrList>,
     pub forks: Option<usize>,
     pub host_key_checking: Option<toml::Value>,
+    /// SSH connect timeout in seconds.
+    pub timeout: Option<u64>,
+    /// A private key tried for every SSH host.
+    pub private_key_file: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -116,6 +130,10 @@ pub struct Settings {
     pub forks: usize,
     pub roles_path: Vec<PathBuf>,
     pub host_key_checking: Option<String>,
+    /// SSH connect timeout: `-T`, `ANSIBLE_TIMEOUT`, play.toml `timeout`.
+    pub timeout: Option<u64>,
+    /// `--private-key`, `ANSIBLE_PRIVATE_KEY_FILE`, play.toml `private_key_file`.
+    pub private_key: Option<PathBuf>,
 }
 
 pub fn load_config(first_playbook: &Path) -> Result<(Config, PathBuf), Diagnostic> {
@@ -201,11 +219,28 @@ pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
             other => other.to_string(),
         })
     });
+    let timeout = match cli.timeout {
+        Some(t) => Some(t),
+        None => match env("ANSIBLE_TIMEOUT") {
+            Some(v) => Some(v.parse().map_err(|_| {
+                Diagnostic::new(format!("ANSIBLE_TIMEOUT={v} is not a number of seconds"))
+                    .exit_code(exit::BAD_OPTIONS)
+            })?),
+            None => config.timeout,
+        },
+    };
+    let private_key = cli
+        .private_key
+        .clone()
+        .or_else(|| env("ANSIBLE_PRIVATE_KEY_FILE").map(PathBuf::from))
+        .or_else(|| config.private_key_file.clone().map(rel));
     Ok(Settings {
         inventory,
         forks,
         roles_path,
         host_key_checking,
+        timeout,
+        private_key,
     })
 }
 

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod connection;
 pub mod error;
 pub mod executor;
 pub mod inventory;

@@ -224,17 +224,38 @@ impl Cmd {
 /// set, renamed over `dest`; the temp file is removed on any failure. With no mode given, an
 /// existing file keeps its mode and a new one gets 0666 & ~umask.
 pub fn atomic_write_script(dest: &str, attrs: &crate::FileAttrs) -> Script {
-    let dir = match dest.rfind('/') {
+    let s = Script::new()
+        .set("d", dest)
+        .raw("; t=$(umask 077; mktemp")
+        .arg(format!("{}/.play-tmp-XXXXXXXX", parent_dir(dest)))
+        .raw(") || exit 1; trap 'rm -f \"$t\"' EXIT;")
+        .raw("cat >\"$t\" || exit 1;");
+    set_attributes_and_rename(s, attrs)
+}
+
+/// The second half of a transfer whose data already sits in `temp` (uploaded beside `dest`
+/// by SFTP): attributes as [`atomic_write_script`] sets them, then the rename over `dest`;
+/// `temp` is removed on any failure.
+pub fn finish_upload_script(temp: &str, dest: &str, attrs: &crate::FileAttrs) -> Script {
+    let s = Script::new()
+        .set("d", dest)
+        .raw(";")
+        .set("t", temp)
+        .raw("; trap 'rm -f \"$t\"' EXIT;");
+    set_attributes_and_rename(s, attrs)
+}
+
+/// The directory a temp file for `dest` goes in, so that the final rename stays on one filesystem.
+pub fn parent_dir(dest: &str) -> &str {
+    match dest.rfind('/') {
         Some(0) => "/",
         Some(i) => &dest[..i],
         None => ".",
-    };
-    let mut s = Script::new()
-        .set("d", dest)
-        .raw("; t=$(umask 077; mktemp")
-        .arg(format!("{dir}/.play-tmp-XXXXXXXX"))
-        .raw(") || exit 1; trap 'rm -f \"$t\"' EXIT;")
-        .raw("cat >\"$t\" || exit 1;");
+    }
+}
+
+/// Mode, owner and group onto `$t`, then `mv -f "$t" "$d"`.
+fn set_attributes_and_rename(mut s: Script, attrs: &crate::FileAttrs) -> Script {
     match attrs.mode {
         Some(mode) => {
             s = s

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::hostwrap::{Become, TaskHost};
 use super::task::Ran;
 use super::{Conn, HostRun, PlayCtx, Runner};
+use crate::connection::{ConnectOptions, ControllerSettings, SshHost};
 use crate::error::{exit, Diagnostic};
 use crate::playbook::Task;
 use crate::template::Scope;
@@ -343,7 +344,8 @@ impl Runner {
             .ok_or_else(|| unreachable("no connection".into()))
     }
 
-    /// Open a connection to a host: `local` for localhost or when asked for; SSH comes with the SSH transport.
+    /// Open a connection to a host: `local` for localhost or when asked for, else SSH
+    /// (`ssh`, and `smart`/`paramiko`, which mean ssh to play).
     pub(crate) fn connect(&self, host: &str, scope: &Scope) -> Result<Conn, String> {
         let host_vars = match scope.hostvars.as_ref().and_then(|h| h.vars_of(host)) {
             Some(v)
@@ -377,10 +379,33 @@ impl Runner {
             });
         match conn_type.as_str() {
             "local" => Ok(Box::new(modules::local::LocalHost::new(host))),
-            "ssh" | "paramiko" | "smart" => Err(format!(
-                "Failed to connect to the host via ssh: the ssh connection is not available in this build of play (use -c local or ansible_connection=local for {host})"
-            )),
+            "ssh" | "paramiko" | "smart" => {
+                // Connection variables may be templates ("{{ bastion_ip }}").
+                let var = |name: &str| self.keyword_str(host_vars.get(name), scope);
+                let settings = self.controller_settings();
+                let options = ConnectOptions::from_vars(host, &var, &settings)
+                    .map_err(|e| format!("Failed to connect to the host via ssh: {e}"))?;
+                Ok(Box::new(SshHost::connect(options)?))
+            }
             other => Err(format!("the connection plugin '{other}' was not found")),
+        }
+    }
+
+    /// What the command line and play.toml say about connections.
+    fn controller_settings(&self) -> ControllerSettings {
+        ControllerSettings {
+            remote_user: self.opts.remote_user.clone(),
+            private_key: self.opts.private_key.clone(),
+            timeout: self.opts.timeout,
+            host_key_checking: self.opts.host_key_checking,
+            home: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default(),
+            local_user: std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or_else(current_user)
+                .unwrap_or_else(|| "root".into()),
         }
     }
 

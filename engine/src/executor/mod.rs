@@ -40,6 +40,12 @@ pub struct Options {
     pub become_user: Option<String>,
     pub become_method: Option<String>,
     pub remote_user: Option<String>,
+    /// `--private-key`: tried before the hosts' own key files.
+    pub private_key: Option<std::path::PathBuf>,
+    /// `-T`: SSH connect timeout in seconds.
+    pub timeout: Option<u64>,
+    /// `host_key_checking` from play.toml / `ANSIBLE_HOST_KEY_CHECKING`.
+    pub host_key_checking: Option<crate::connection::HostKeyChecking>,
 }
 
 /// A target's connection, owned by the host's worker while a task runs.
