@@ -75,6 +75,17 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
         become_: cli.become_,
         become_user: cli.become_user.clone(),
         become_method: cli.become_method.clone(),
+        become_password: if cli.ask_become_pass {
+            let pw = rpassword::prompt_password("BECOME password: ").map_err(|e| {
+                Diagnostic::new(format!(
+                    "--ask-become-pass: cannot read a password from the terminal: {e}"
+                ))
+                .exit_code(exit::BAD_OPTIONS)
+            })?;
+            Some(crate::executor::hostwrap::Secret(pw))
+        } else {
+            None
+        },
         remote_user: cli.user.clone(),
         private_key: settings.private_key.clone(),
         timeout: settings.timeout,

@@ -66,6 +66,9 @@ pub struct Cli {
     /// Become method (sudo, su, doas).
     #[arg(long = "become-method", value_name = "METHOD")]
     pub become_method: Option<String>,
+    /// Ask for the become (sudo) password on the terminal before running.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    pub ask_become_pass: bool,
     /// List the hosts each play would run on, then stop.
     #[arg(long = "list-hosts")]
     pub list_hosts: bool,

@@ -457,7 +457,53 @@ fn become_root_from_a_nopasswd_user_and_a_clear_failure_when_sudo_wants_a_passwo
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("fatal: [h1]: FAILED!"), "{stdout}");
     assert!(stdout.contains("password is required"), "{stdout}");
+    assert!(
+        stdout.contains("ansible_become_password"),
+        "the message says what to do: {stdout}"
+    );
     assert!(!stdout.contains("b0b-s3cret") && !text(&out.stderr).contains("b0b-s3cret"));
+
+    // With the password (fed on stdin, never in argv): bob becomes root, copies included.
+    work.write(
+        "become-pw.yml",
+        "- hosts: targets\n  gather_facts: false\n  tasks:\n\
+         \x20   - command: id -u\n      become: true\n      register: root\n\
+         \x20   - assert:\n        that: root.stdout == '0'\n\
+         \x20   - copy:\n        content: \"root's\\n\"\n        dest: /root/play-become-check.txt\n      become: true\n      check_mode: true\n",
+    );
+    let out = output_unless_hung(work.command(&[
+        "-i",
+        &inv,
+        "-e",
+        "ansible_user=bob",
+        "-e",
+        "ansible_become_password=b0b-s3cret",
+        "-vvv",
+        "become-pw.yml",
+    ]));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("b0b-s3cret") && !stderr.contains("b0b-s3cret"),
+        "the password leaked"
+    );
+
+    // A wrong password is a clear failure, not a hang.
+    let out = output_unless_hung(work.command(&[
+        "-i",
+        &inv,
+        "-e",
+        "ansible_user=bob",
+        "-e",
+        "ansible_become_password=wrong",
+        "become.yml",
+    ]));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("sudo refused the become password for root on h1"),
+        "{stdout}"
+    );
 }
 
 /// Runs `command`; a run that has not ended after two minutes counts as hung and is killed,

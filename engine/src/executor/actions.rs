@@ -451,7 +451,19 @@ impl Runner {
         if is_local && current_user().as_deref() == Some(user.as_str()) {
             return None;
         }
-        Some(Become { method, user })
+        let password = [
+            "ansible_become_password",
+            "ansible_become_pass",
+            "ansible_sudo_pass",
+        ]
+        .iter()
+        .find_map(|k| self.keyword_str(var(k).as_ref(), scope))
+        .or_else(|| self.opts.become_password.as_ref().map(|s| s.0.clone()));
+        Some(Become {
+            method,
+            user,
+            password,
+        })
     }
 
     fn act_debug(&self, t: &Task, args: &Map<String, Value>, scope: &Scope) -> Ran {

@@ -5,7 +5,7 @@
 //! look at each other can never wait on each other.
 
 mod actions;
-mod hostwrap;
+pub mod hostwrap;
 mod task;
 
 use std::collections::HashMap;
@@ -39,6 +39,8 @@ pub struct Options {
     pub become_: bool,
     pub become_user: Option<String>,
     pub become_method: Option<String>,
+    /// From `-K/--ask-become-pass`.
+    pub become_password: Option<hostwrap::Secret>,
     pub remote_user: Option<String>,
     /// `--private-key`: tried before the hosts' own key files.
     pub private_key: Option<std::path::PathBuf>,
