@@ -717,8 +717,8 @@ fn accepted_logins(hosts: &SshHosts) -> Vec<usize> {
 }
 
 #[test]
-fn twenty_two_hosts_many_tasks_two_plays_one_connection_per_host() {
-    let hosts = start(22);
+fn fifty_hosts_many_tasks_two_plays_one_connection_per_host() {
+    let hosts = start(50);
     let work = Workdir::new();
     let inv = inventory(&work, &hosts);
     let mut tasks = String::new();
@@ -754,7 +754,49 @@ fn twenty_two_hosts_many_tasks_two_plays_one_connection_per_host() {
             "{line}"
         );
     }
-    assert_eq!(accepted_logins(&hosts), vec![1; 22], "one login per host");
+    assert_eq!(accepted_logins(&hosts), vec![1; 50], "one login per host");
+}
+
+#[test]
+fn delegated_tasks_reuse_one_session_to_the_delegate() {
+    let hosts = start(3);
+    let work = Workdir::new();
+    let inv = inventory(&work, &hosts);
+    let mut tasks = String::new();
+    for i in 0..4 {
+        tasks.push_str(&format!(
+            "    - command: echo {i} from {{{{ inventory_hostname }}}}\n      delegate_to: h1\n      changed_when: false\n"
+        ));
+    }
+    work.write(
+        "site.yml",
+        &format!("- hosts: targets\n  gather_facts: false\n  tasks:\n{tasks}"),
+    );
+    // One worker: the delegations happen one after another, so one pooled session serves them all.
+    let out = work.play(&["-i", &inv, "-f", "1", "site.yml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("ok: [h2 -> h1]"),
+        "{}",
+        text(&out.stdout)
+    );
+    // h1: one session for the delegations; h1's own tasks are delegated to itself and use its own.
+    let logins = accepted_logins(&hosts);
+    assert_eq!(
+        logins[1..],
+        [0, 0],
+        "h2 and h3 were never contacted: {logins:?}"
+    );
+    assert!(
+        logins[0] <= 2,
+        "12 delegated commands, at most 2 sessions to h1: {logins:?}"
+    );
 }
 
 #[test]

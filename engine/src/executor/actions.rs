@@ -302,7 +302,12 @@ impl Runner {
             .filter(|d| d != &st.name);
         let mut delegate_conn: Option<Conn> = None;
         let conn: &mut Conn = match &delegate {
-            Some(d) => match self.connect(d, scope) {
+            // A delegate's session is borrowed from the pool (opened once) and given back below.
+            Some(d) => match self
+                .delegate_pool
+                .take(d)
+                .map_or_else(|| self.connect(d, scope), Ok)
+            {
                 Ok(c) => delegate_conn.insert(c),
                 Err(msg) => return unreachable(msg),
             },
@@ -322,7 +327,7 @@ impl Runner {
             diff: mode.diff,
             facts: &facts,
         };
-        match module.run(&mut mctx, &args) {
+        let ran = match module.run(&mut mctx, &args) {
             Ok(outcome) => Ran::ok(outcome.to_result()),
             Err(modules::ModuleError::Args(msg)) | Err(modules::ModuleError::Failed(msg)) => {
                 Ran::failed(msg)
@@ -331,7 +336,13 @@ impl Runner {
                 unreachable(msg)
             }
             Err(modules::ModuleError::Host(modules::HostError::Transfer(msg))) => Ran::failed(msg),
+        };
+        if let (Some(d), Some(c)) = (delegate, delegate_conn) {
+            if !ran.unreachable {
+                self.delegate_pool.put(&d, c);
+            }
         }
+        ran
     }
 
     /// The host's own connection, opened on first use and kept for the rest of the run.

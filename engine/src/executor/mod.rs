@@ -87,12 +87,30 @@ pub struct Runner {
     stats: Mutex<IndexMap<String, Stats>>,
     persisted: Mutex<HashMap<String, Persisted>>,
     conns: Mutex<HashMap<String, Conn>>,
+    /// Sessions to `delegate_to` hosts, reused by every delegated task.
+    pub(crate) delegate_pool: DelegatePool,
     /// Hosts that failed or were unreachable: left out of later plays.
     dead_hosts: Mutex<std::collections::HashSet<String>>,
     /// What `hostvars[h]` shows: a host's variables as of its last finished task.
     snapshots: Snapshots,
     start_at_found: AtomicBool,
     pool: rayon::ThreadPool,
+}
+
+/// Idle sessions to delegate hosts. A worker takes one for a task and puts it back; hosts
+/// delegating at the same moment open their own, and the pool keeps one per delegate.
+#[derive(Default)]
+pub(crate) struct DelegatePool(Mutex<HashMap<String, Conn>>);
+
+impl DelegatePool {
+    pub(crate) fn take(&self, host: &str) -> Option<Conn> {
+        self.0.lock().ok()?.remove(host)
+    }
+    pub(crate) fn put(&self, host: &str, conn: Conn) {
+        if let Ok(mut pool) = self.0.lock() {
+            pool.entry(host.to_string()).or_insert(conn);
+        }
+    }
 }
 
 /// The per-play context shared by the host workers.
@@ -181,6 +199,7 @@ impl Runner {
             persisted: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             dead_hosts: Mutex::new(std::collections::HashSet::new()),
+            delegate_pool: DelegatePool::default(),
             snapshots: Arc::new(RwLock::new(HashMap::new())),
             start_at_found: AtomicBool::new(false),
             pool,
