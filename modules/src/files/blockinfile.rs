@@ -18,8 +18,9 @@
 
 use serde::Deserialize;
 
+use super::common::Validate;
 use super::pyre;
-use super::textfile::{self, Kind, Validate, WantedAttrs, WriteOptions};
+use super::textfile::{self, Kind, WantedAttrs, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `blockinfile`.
@@ -241,7 +242,12 @@ impl Module for BlockInFile {
         }
         let present = a.state.unwrap_or(State::Present) == State::Present;
         let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
-        let validate = a.validate.as_deref().map(Validate::parse).transpose()?;
+        let validate = a
+            .validate
+            .as_deref()
+            .map(Validate::parse)
+            .transpose()
+            .map_err(ModuleError::Args)?;
         let marker = a
             .marker
             .as_deref()

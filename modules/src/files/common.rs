@@ -40,6 +40,10 @@
 //! is the plan for a path about to be created; [`mkdirs_script`] creates missing parents
 //! with it.
 //!
+//! ## Validation
+//! [`Validate::parse`] reads a `validate` command once; [`Validate::argv`] gives its words
+//! for the candidate file, to run without a shell.
+//!
 //! ## Results and diffs
 //! [`path_info`] (Ansible's `uid gid owner group mode state size` keys), [`state_diff`]
 //! (Ansible's `{before: {path, state, ...}, after: {...}}` diff as a [`FileDiff`]),
@@ -845,6 +849,42 @@ pub fn last_reason(stderr: &str) -> &str {
 }
 
 // ---------------------------------------------------------------------------------------
+// Validation
+
+/// A `validate` command (copy and the text editors): split into words on the controller
+/// and run without a shell, so the candidate's path stays one argument whatever it holds.
+/// In each word `%s` becomes the candidate and `%%` a `%` (Python's `validate % path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validate {
+    words: Vec<String>,
+}
+
+impl Validate {
+    /// Ansible's refusal of a command without `%s`, or one that does not split.
+    pub fn parse(validate: &str) -> Result<Validate, String> {
+        if !validate.contains("%s") {
+            return Err(format!("validate must contain %s: {validate}"));
+        }
+        let words = shlex::split(validate)
+            .ok_or_else(|| format!("validate is not a valid command line: {validate}"))?;
+        Ok(Validate { words })
+    }
+
+    /// The command's words for the candidate file at `path`.
+    pub fn argv(&self, path: &str) -> Vec<String> {
+        self.words
+            .iter()
+            .map(|w| {
+                w.split("%%")
+                    .map(|part| part.replace("%s", path))
+                    .collect::<Vec<_>>()
+                    .join("%")
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Results and diffs
 
 /// Ansible's `add_path_info` keys for a path that exists: `uid gid owner group mode state size`.
@@ -1082,6 +1122,20 @@ mod tests {
             "{\n    \"path\": \"/x\",\n    \"state\": \"absent\"\n}\n"
         );
         assert!(state_diff(&b, &b).is_none());
+    }
+
+    #[test]
+    fn validate_words_keep_paths_whole() {
+        let argv = |v: &str, p: &str| Validate::parse(v).expect("valid").argv(p);
+        assert_eq!(
+            argv("visudo -cf %s", "/etc/a b"),
+            vec!["visudo", "-cf", "/etc/a b"]
+        );
+        assert_eq!(argv("printf '%%s:%s'", "/p"), vec!["printf", "%s:/p"]);
+        assert_eq!(
+            Validate::parse("true"),
+            Err("validate must contain %s: true".to_string())
+        );
     }
 
     #[test]

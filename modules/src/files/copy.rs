@@ -24,7 +24,8 @@ use serde_json::json;
 
 use super::common::{
     attr_failure_msg, basename, join_path, last_reason, mkdirs_script, path_info, sha1_hex,
-    state_diff, AttrPlan, FileKind, ModeSpec, PathStat, Records, StatResult, WantAttrs, PRELUDE,
+    state_diff, AttrPlan, FileKind, ModeSpec, PathStat, Records, StatResult, Validate, WantAttrs,
+    PRELUDE,
 };
 use crate::diff::file_diff;
 use crate::{
@@ -110,8 +111,8 @@ impl Module for Copy {
             ModeSpec::parse(a.directory_mode.as_ref()).map_err(ModuleError::Args)?;
 
         // `%s` stands for the temporary file, whose name is only known later.
-        let validate = match a.validate.as_deref().map(|v| validate_argv(v, TEMP_MARK)) {
-            Some(Ok(argv)) => Some(argv),
+        let validate = match a.validate.as_deref().map(Validate::parse) {
+            Some(Ok(validate)) => Some(validate),
             Some(Err(msg)) => return Ok(Outcome::failed(msg)),
             None => None,
         };
@@ -331,8 +332,6 @@ impl Module for Copy {
         }
 
         let tmp = join_path(&parent, &temp_name());
-        let validate: Option<Vec<String>> =
-            validate.map(|argv| argv.iter().map(|w| w.replace(TEMP_MARK, &tmp)).collect());
         if let Source::Bytes(data) = &source {
             let attrs = FileAttrs {
                 mode,
@@ -371,10 +370,10 @@ impl Module for Copy {
             mode: None,
         };
         script = script.then(ownership.script(&tmp));
-        if let Some(argv) = &validate {
+        if let Some(validate) = &validate {
             script = script
                 .raw("__vo=$(")
-                .cmd(argv)
+                .cmd(&validate.argv(&tmp))
                 .raw(")\n__vr=$?; if [ \"$__vr\" -ne 0 ]; then __kv vrc \"$__vr\"; __kv vout \"$__vo\"; exit 1; fi\n");
         }
         if a.backup {
@@ -430,10 +429,6 @@ impl Module for Copy {
         Ok(outcome)
     }
 }
-
-/// Placeholder for the temporary path in a parsed `validate` command (NUL cannot occur in
-/// arguments, so it cannot clash with the user's text).
-const TEMP_MARK: &str = "\u{0}tmp\u{0}";
 
 /// Ansible's message for content (no file name) aimed at a directory.
 const CONTENT_TO_DIR: &str = "can not use content with a dir as dest";
@@ -528,25 +523,6 @@ fn temp_name() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     format!(".play-tmp-{}-{nanos}", std::process::id())
-}
-
-/// The `validate` command as words, `%s` replaced by `path` and `%%` by `%` in each word
-/// (Python's `validate % path`), run without a shell as Ansible's `run_command` does.
-fn validate_argv(validate: &str, path: &str) -> Result<Vec<String>, String> {
-    if !validate.contains("%s") {
-        return Err(format!("validate must contain %s: {validate}"));
-    }
-    let words = shlex::split(validate)
-        .ok_or_else(|| format!("validate is not a valid command line: {validate}"))?;
-    Ok(words
-        .iter()
-        .map(|w| {
-            w.split("%%")
-                .map(|part| part.replace("%s", path))
-                .collect::<Vec<_>>()
-                .join("%")
-        })
-        .collect())
 }
 
 fn lines(text: &str) -> Vec<&str> {
@@ -927,18 +903,6 @@ mod tests {
         );
         assert_eq!(content_bytes(&json!(true)), b"True");
         assert_eq!(content_bytes(&json!(42)), b"42");
-    }
-
-    #[test]
-    fn validate_words_keep_paths_whole() {
-        assert_eq!(
-            validate_argv("visudo -cf %s", "/etc/a b").expect("valid"),
-            vec!["visudo", "-cf", "/etc/a b"]
-        );
-        assert_eq!(
-            validate_argv("printf '%%s:%s'", "/p").expect("valid"),
-            vec!["printf", "%s:/p"]
-        );
     }
 
     /// Counts round trips to check the module's promises (one exec when converged).

@@ -14,8 +14,9 @@
 
 use serde::Deserialize;
 
+use super::common::Validate;
 use super::pyre;
-use super::textfile::{self, Kind, Validate, WantedAttrs, WriteOptions};
+use super::textfile::{self, Kind, WantedAttrs, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `lineinfile`.
@@ -317,7 +318,12 @@ impl Module for LineInFile {
         let state = a.state.unwrap_or(State::Present);
         let backrefs = a.backrefs.unwrap_or(false);
         let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
-        let validate = a.validate.as_deref().map(Validate::parse).transpose()?;
+        let validate = a
+            .validate
+            .as_deref()
+            .map(Validate::parse)
+            .transpose()
+            .map_err(ModuleError::Args)?;
 
         let mut warnings = Vec::new();
         if a.regexp.as_deref() == Some("") || a.search_string.as_deref() == Some("") {
@@ -804,6 +810,25 @@ mod tests {
         .expect("runs");
         assert!(accepted.changed && !accepted.failed, "{accepted:?}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "a\ngood\n");
+    }
+
+    #[test]
+    fn validate_percent_signs_follow_python_formatting() {
+        // Ansible runs `validate % tmpfile`: `%%` is a literal `%` (checked with 2.19).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "100%", "validate": "grep -q 100%% %s"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.changed && !out.failed, "{out:?}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a\n100%\n");
     }
 
     #[test]

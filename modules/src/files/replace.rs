@@ -8,8 +8,9 @@
 
 use serde::Deserialize;
 
+use super::common::Validate;
 use super::pyre;
-use super::textfile::{self, Kind, Validate, WantedAttrs, WriteOptions};
+use super::textfile::{self, Kind, WantedAttrs, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `replace`.
@@ -159,7 +160,12 @@ impl Module for Replace {
     fn run(&self, ctx: &mut Ctx<'_>, raw_args: &Map) -> Result<Outcome, ModuleError> {
         let a: ReplaceArgs = args::parse("replace", raw_args)?;
         let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
-        let validate = a.validate.as_deref().map(Validate::parse).transpose()?;
+        let validate = a
+            .validate
+            .as_deref()
+            .map(Validate::parse)
+            .transpose()
+            .map_err(ModuleError::Args)?;
         let encoding = Encoding::parse(a.encoding.as_deref())?;
 
         let file = match textfile::read(ctx, &a.path)? {

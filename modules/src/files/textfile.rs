@@ -10,6 +10,7 @@
 //! which also puts the candidate into /tmp first). `apply_attrs` is one exec.
 //! Mode, owner and group are applied to the resolved path (through symlinks).
 
+use super::common::Validate;
 use crate::cmd::Script;
 use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, ModuleError, Value};
 
@@ -407,34 +408,6 @@ pub fn attrs_message(msg: &str, content_changed: bool) -> String {
         format!("{msg} and {suffix}")
     } else {
         format!("{msg}{suffix}")
-    }
-}
-
-/// A `validate` command: split like Ansible's `run_command` splits it; `%s` becomes the
-/// path of the candidate file. Run without a shell, so the path needs no quoting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validate {
-    words: Vec<String>,
-}
-
-impl Validate {
-    pub fn parse(validate: &str) -> Result<Self, ModuleError> {
-        if !validate.contains("%s") {
-            return Err(ModuleError::Args(format!(
-                "validate must contain %s: {validate}"
-            )));
-        }
-        let words = shlex::split(validate).ok_or_else(|| {
-            ModuleError::Args(format!("validate is not a valid command line: {validate}"))
-        })?;
-        Ok(Self { words })
-    }
-
-    fn argv(&self, candidate: &str) -> Vec<String> {
-        self.words
-            .iter()
-            .map(|w| w.replace("%s", candidate))
-            .collect()
     }
 }
 
