@@ -335,7 +335,7 @@ impl Module for BlockInFile {
         }
         // Ansible stops here in check mode for a file it would create.
         if !ctx.check || exists {
-            let changes = wanted.changes(&file.attrs, file.user.umask);
+            let changes = wanted.changes(&file.stat, file.user.umask);
             if changes.any() {
                 if !content_changed && !ctx.check {
                     if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
@@ -345,7 +345,7 @@ impl Module for BlockInFile {
                 msg = textfile::attrs_message(&msg, content_changed);
                 outcome.changed = true;
                 if ctx.diff {
-                    outcome.diffs.push(changes.diff(&a.path, &file.attrs));
+                    outcome.diffs.push(changes.diff(&a.path, &file.stat));
                 }
             }
         }

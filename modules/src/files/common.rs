@@ -17,8 +17,9 @@
 //! - `__acc PATH`: the connecting user's access as three flags (`rw-`): `records.get("acc")`.
 //! - `__rest KEY`: everything printed after it is KEY's raw bytes ([`Records::rest`]); for
 //!   file contents, which may hold NULs. Use it last.
-//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~` and
-//!   record `backup=THAT`; fails (status 1) if the copy fails.
+//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~`,
+//!   recording `backup=THAT` first (so a failure can name it, see [`backup_failure_msg`]);
+//!   fails (status 1) if the copy fails.
 //! - `__fail WHAT`: record `fail=WHAT` and exit 1 (the failed command's stderr stays in stderr).
 //! - `__tilde PATH`: sets `__o` to PATH with a leading `~` made `$HOME` (Ansible expands
 //!   `path` arguments on the target): `__tilde "$p"; p=$__o`.
@@ -87,7 +88,7 @@ __stL() { if __o=$(stat -L -c "$__SF" -- "$1" 2>&1); then printf 'ok %s' "$__o";
 __sum() { if [ -f "$2" ] && [ -r "$2" ]; then "$1" < "$2" 2>/dev/null | { read -r __s __r && printf '%s' "$__s"; }; fi; }
 __acc() { __a=; if [ -r "$1" ]; then __a=r; else __a=-; fi; if [ -w "$1" ]; then __a=${__a}w; else __a=$__a-; fi; if [ -x "$1" ]; then __a=${__a}x; else __a=$__a-; fi; printf '%s' "$__a"; }
 __rest() { printf '~%s\0' "$1"; }
-__backup() { __b="$1.$$.$(date +%Y-%m-%d@%H:%M:%S~)" && cp -p -- "$1" "$__b" && __kv backup "$__b"; }
+__backup() { __b="$1.$$.$(date +%Y-%m-%d@%H:%M:%S~)" && __kv backup "$__b" && cp -p -- "$1" "$__b"; }
 __fail() { __kv fail "$1"; exit 1; }
 __tilde() { case $1 in '~'|'~/'*) __o=$HOME${1#'~'};; *) __o=$1;; esac; }
 __tree() {
@@ -167,7 +168,7 @@ impl Records {
 }
 
 /// What a path is, from the file type bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FileKind {
     File,
     Directory,
@@ -176,6 +177,7 @@ pub enum FileKind {
     Socket,
     CharDevice,
     BlockDevice,
+    #[default]
     Unknown,
 }
 
@@ -207,8 +209,9 @@ impl FileKind {
     }
 }
 
-/// One `stat` of a path on the target.
-#[derive(Debug, Clone, PartialEq)]
+/// One `stat` of a path on the target (`Default`: zeros, for building the stat a path
+/// about to be created will have).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PathStat {
     pub kind: FileKind,
     /// Permission bits including setuid/setgid/sticky (`& 0o7777`).
@@ -842,6 +845,16 @@ pub fn attr_failure_msg(what: &str, want: &WantAttrs, stderr: &str) -> String {
     }
 }
 
+/// Ansible's message for a failed `__backup PATH || __fail backup` of `path`.
+pub fn backup_failure_msg(path: &str, records: &Records, stderr: &str) -> String {
+    format!(
+        "Could not make backup of {} to {}: {}",
+        py_repr(path),
+        py_repr(records.get("backup").unwrap_or_default()),
+        last_reason(stderr)
+    )
+}
+
 /// The reason part of a tool message (`chmod: changing permissions of 'x': Operation not permitted`).
 pub fn last_reason(stderr: &str) -> &str {
     let line = stderr.lines().last().unwrap_or_default();
@@ -1096,6 +1109,7 @@ mod tests {
         assert_eq!(parent_dir("/a"), "/");
         assert_eq!(parent_dir("a"), "");
         assert_eq!(parent_dir("a/b/"), "a/b");
+        assert_eq!(parent_dir("a/b"), "a");
         assert_eq!(basename("/a/b"), "b");
         assert_eq!(join_path("/a", "/b"), "/b");
         assert_eq!(join_path("/a/", "b"), "/a/b");

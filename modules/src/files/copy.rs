@@ -23,9 +23,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::common::{
-    attr_failure_msg, basename, join_path, last_reason, mkdirs_script, path_info, sha1_hex,
-    state_diff, AttrPlan, FileKind, ModeSpec, PathStat, Records, StatResult, Validate, WantAttrs,
-    PRELUDE,
+    attr_failure_msg, backup_failure_msg, basename, join_path, last_reason, mkdirs_script,
+    path_info, sha1_hex, state_diff, AttrPlan, FileKind, ModeSpec, PathStat, Records, StatResult,
+    Validate, WantAttrs, PRELUDE,
 };
 use crate::diff::file_diff;
 use crate::{
@@ -398,12 +398,7 @@ impl Module for Copy {
         if let Some(what) = r.get("fail") {
             let stderr = out.stderr_str();
             let msg = match what {
-                "backup" => format!(
-                    "Could not make backup of {} to {}: {}",
-                    super::common::py_repr(&dest),
-                    super::common::py_repr(r.get("backup").unwrap_or_default()),
-                    last_reason(&stderr)
-                ),
+                "backup" => backup_failure_msg(&dest, &r, &stderr),
                 "mv" | "cp" => format!(
                     "Failed to copy {} to {}: {}",
                     super::common::py_repr(result_src.as_deref().unwrap_or(&tmp)),

@@ -456,7 +456,7 @@ impl Module for LineInFile {
         }
         // Ansible stops here in check mode for a file it would create.
         if !ctx.check || exists {
-            let changes = wanted.changes(&file.attrs, file.user.umask);
+            let changes = wanted.changes(&file.stat, file.user.umask);
             if changes.any() {
                 if !content_changed && !ctx.check {
                     if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
@@ -466,7 +466,7 @@ impl Module for LineInFile {
                 msg = textfile::attrs_message(&msg, content_changed);
                 outcome.changed = true;
                 if ctx.diff {
-                    outcome.diffs.push(changes.diff(&a.path, &file.attrs));
+                    outcome.diffs.push(changes.diff(&a.path, &file.stat));
                 }
             }
         }
@@ -778,6 +778,31 @@ mod tests {
         )
         .expect("runs");
         assert_eq!(out.result.get("backup"), Some(&Value::from("")));
+    }
+
+    #[test]
+    fn a_failed_backup_fails_with_ansibles_message() {
+        // A name so long that the backup's (name.PID.date~) is too long for the filesystem.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x".repeat(240));
+        std::fs::write(&path, "old\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "new", "backup": true}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.failed);
+        let msg = out.msg.unwrap_or_default();
+        assert!(
+            msg.starts_with(&format!("Could not make backup of '{p}' to '{p}."))
+                && msg.ends_with("~': File name too long"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old\n");
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl Module for Replace {
                 Err(e) => return Ok(Outcome::failed(e)),
             }
         }
-        let changes = wanted.changes(&file.attrs, file.user.umask);
+        let changes = wanted.changes(&file.stat, file.user.umask);
         if changes.any() {
             if !content_changed && !ctx.check {
                 if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {

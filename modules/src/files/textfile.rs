@@ -10,20 +10,23 @@
 //! which also puts the candidate into /tmp first). `apply_attrs` is one exec.
 //! Mode, owner and group are applied to the resolved path (through symlinks).
 
-use super::common::Validate;
+use super::common::{
+    backup_failure_msg, parent_dir, FileKind, PathStat, Records, StatResult, Validate, PRELUDE,
+};
 use crate::cmd::Script;
 use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, ModuleError, Value};
 
 /// What the target has at a path, read in one exec.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TextFile {
     /// The path with a leading `~` expanded on the target (the `path` Ansible reports).
     pub path: String,
     /// Where writes go: `path` with symlinks resolved, as Ansible writes through links.
     pub real_path: String,
     pub kind: Kind,
-    /// Mode and ownership of the file, or of a file the remote user would create now.
-    pub attrs: CurrentAttrs,
+    /// The file's stat (through symlinks); for a missing file or a directory, what a file
+    /// the remote user created now would have (umask default mode, the user's ids).
+    pub stat: PathStat,
     pub content: Vec<u8>,
     /// The remote user, for deciding which ownership a rewrite can keep.
     pub user: RemoteUser,
@@ -34,16 +37,6 @@ pub enum Kind {
     File,
     Directory,
     Missing { parent_exists: bool },
-}
-
-/// Permission bits and ownership as `stat` reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentAttrs {
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub owner: String,
-    pub group: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,26 +53,23 @@ impl TextFile {
     }
 }
 
-/// The one script that reads everything: a header line
-/// `kind umask uid gid user group groups,...`, the `~`-expanded path and NUL; then for a
-/// file its resolved path and NUL, a `mode uid gid owner group` line and the content.
+/// The one script that reads everything, as `files::common` records: `path` (`~` expanded),
+/// `kind`, the remote user's `umask uid gid groups user group`; then for a file its resolved
+/// path `real`, its stat `st` and, raw after `__rest content`, its bytes.
 fn read_script(path: &str) -> Script {
-    Script::new()
-        .set("p", path)
-        .raw(
-            "\ncase $p in '~'|'~/'*) p=\"$HOME${p#?}\";; esac\n\
-             if [ -d \"$p\" ]; then k=dir; elif [ -e \"$p\" ]; then k=file; \
-             else case $p in */*) dir=${p%/*}; dir=${dir:-/};; *) dir=.;; esac; \
-             if [ -d \"$dir\" ]; then k=missing; else k=orphan; fi; fi\n\
-             printf '%s %s %s %s %s %s %s\\n' \"$k\" \"$(umask)\" \"$(id -u)\" \"$(id -g)\" \
-             \"$(id -un 2>/dev/null || id -u)\" \"$(id -gn 2>/dev/null || id -g)\" \"$(id -G | tr ' ' ,)\"\n\
-             printf '%s\\0' \"$p\"\n\
-             [ \"$k\" = file ] || exit 0\n\
-             r=$(readlink -f -- \"$p\" 2>/dev/null && echo x) && r=${r%??} || r=$p\n\
-             printf '%s\\0' \"$r\"\n\
-             stat -c '%a %u %g %U %G' -- \"$r\" || exit 3\n\
-             exec cat -- \"$r\"\n",
-        )
+    Script::new().raw(PRELUDE).set("p", path).raw(
+        "\n__tilde \"$p\"; p=$__o\n\
+         if [ -d \"$p\" ]; then k=dir; elif [ -e \"$p\" ]; then k=file; \
+         else case $p in */*) dir=${p%/*}; dir=${dir:-/};; *) dir=.;; esac; \
+         if [ -d \"$dir\" ]; then k=missing; else k=orphan; fi; fi\n\
+         __kv path \"$p\"; __kv kind \"$k\"; __kv umask \"$(umask)\"\n\
+         __kv uid \"$(id -u)\"; __kv gid \"$(id -g)\"; __kv groups \"$(id -G)\"\n\
+         __kv user \"$(id -un 2>/dev/null)\"; __kv group \"$(id -gn 2>/dev/null)\"\n\
+         [ \"$k\" = file ] || exit 0\n\
+         r=$(readlink -f -- \"$p\" 2>/dev/null && echo x) && r=${r%??} || r=$p\n\
+         __kv real \"$r\"; __kv st \"$(__st \"$r\")\"\n\
+         __rest content; exec cat -- \"$r\"\n",
+    )
 }
 
 /// Why reading failed in a way the task reports (as opposed to a lost host).
@@ -94,80 +84,78 @@ pub fn read(ctx: &mut Ctx<'_>, path: &str) -> Result<Result<TextFile, ReadFailur
             out.stderr_str().trim()
         )));
     }
-    Ok(parse_read_output(&out.stdout).ok_or_else(|| {
-        format!(
-            "Unable to read {path}: unexpected output from the target: {}",
-            out.stderr_str().trim()
-        )
-    }))
+    Ok(parse_read_output(&out.stdout).map_err(|why| format!("Unable to read {path}: {why}")))
 }
 
-fn parse_read_output(stdout: &[u8]) -> Option<TextFile> {
-    let (header, rest) = split_at_byte(stdout, b'\n')?;
-    let header = std::str::from_utf8(header).ok()?;
-    let fields: Vec<&str> = header.split(' ').collect();
-    let [kind, umask, uid, gid, user_name, group_name, groups] = fields.as_slice() else {
-        return None;
+fn parse_read_output(stdout: &[u8]) -> Result<TextFile, String> {
+    let r = Records::parse(stdout);
+    let field = |key: &str| {
+        r.get(key)
+            .ok_or_else(|| format!("unexpected output from the target: no {key}"))
+    };
+    let number = |key: &str| {
+        field(key)?
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("unexpected output from the target: {key}"))
     };
     let user = RemoteUser {
-        uid: uid.parse().ok()?,
-        gid: gid.parse().ok()?,
-        groups: groups.split(',').filter_map(|g| g.parse().ok()).collect(),
-        umask: u32::from_str_radix(umask, 8).ok()?,
+        uid: number("uid")?,
+        gid: number("gid")?,
+        groups: field("groups")?
+            .split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect(),
+        umask: r.umask(),
     };
-    let (path, rest) = split_at_byte(rest, 0)?;
-    let path = String::from_utf8_lossy(path).into_owned();
-    let new_file_attrs = CurrentAttrs {
-        mode: 0o666 & !user.umask,
+    let path = field("path")?.to_string();
+    // A name that is only the id again (or none at all) is no name, as `__st` reads them.
+    let name = |key: &str, id: u32| {
+        r.get(key)
+            .filter(|n| !n.is_empty() && *n != id.to_string())
+            .map(str::to_string)
+    };
+    let new_file = PathStat {
+        kind: FileKind::File,
+        perm: 0o666 & !user.umask,
         uid: user.uid,
         gid: user.gid,
-        owner: user_name.to_string(),
-        group: group_name.to_string(),
+        owner: name("user", user.uid),
+        group: name("group", user.gid),
+        nlink: 1,
+        ..PathStat::default()
     };
     let missing = |parent_exists| TextFile {
         real_path: path.clone(),
         path: path.clone(),
         kind: Kind::Missing { parent_exists },
-        attrs: new_file_attrs.clone(),
+        stat: new_file.clone(),
         content: Vec::new(),
         user: user.clone(),
     };
-    match *kind {
-        "dir" => Some(TextFile {
+    match field("kind")? {
+        "dir" => Ok(TextFile {
             kind: Kind::Directory,
             ..missing(true)
         }),
-        "missing" => Some(missing(true)),
-        "orphan" => Some(missing(false)),
+        "missing" => Ok(missing(true)),
+        "orphan" => Ok(missing(false)),
         "file" => {
-            let (real_path, rest) = split_at_byte(rest, 0)?;
-            let (stat_line, content) = split_at_byte(rest, b'\n')?;
-            let stat_line = std::str::from_utf8(stat_line).ok()?;
-            let stat: Vec<&str> = stat_line.splitn(5, ' ').collect();
-            let [mode, uid, gid, owner, group] = stat.as_slice() else {
-                return None;
+            let stat = match r.stat("st") {
+                StatResult::Present(st) => st,
+                StatResult::Absent => return Err("No such file or directory".into()),
+                StatResult::Error(why) => return Err(why),
             };
-            Some(TextFile {
-                real_path: String::from_utf8_lossy(real_path).into_owned(),
+            Ok(TextFile {
+                real_path: field("real")?.to_string(),
                 kind: Kind::File,
-                attrs: CurrentAttrs {
-                    mode: u32::from_str_radix(mode, 8).ok()?,
-                    uid: uid.parse().ok()?,
-                    gid: gid.parse().ok()?,
-                    owner: owner.to_string(),
-                    group: group.to_string(),
-                },
-                content: content.to_vec(),
+                stat,
+                content: r.rest("content").unwrap_or_default().to_vec(),
                 ..missing(true)
             })
         }
-        _ => None,
+        other => Err(format!("unexpected output from the target: kind {other}")),
     }
-}
-
-fn split_at_byte(data: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
-    let at = data.iter().position(|&b| b == sep)?;
-    Some((&data[..at], &data[at + 1..]))
 }
 
 /// A `mode` argument as Ansible accepts it.
@@ -329,19 +317,19 @@ impl WantedAttrs {
     }
 
     /// What differs between `current` and what was asked: (mode, owner, group) to set.
-    pub fn changes(&self, current: &CurrentAttrs, umask: u32) -> AttrChanges {
+    pub fn changes(&self, current: &PathStat, umask: u32) -> AttrChanges {
         let mode = self
             .mode
             .as_ref()
-            .map(|m| m.resolve(current.mode, umask))
-            .filter(|m| *m != current.mode);
+            .map(|m| m.resolve(current.perm, umask))
+            .filter(|m| *m != current.perm);
         let differs = |wanted: &Option<String>, name: &str, id: u32| {
             wanted.clone().filter(|w| w != name && *w != id.to_string())
         };
         AttrChanges {
             mode,
-            owner: differs(&self.owner, &current.owner, current.uid),
-            group: differs(&self.group, &current.group, current.gid),
+            owner: differs(&self.owner, &current.owner_name(), current.uid),
+            group: differs(&self.group, &current.group_name(), current.gid),
         }
     }
 }
@@ -361,19 +349,19 @@ impl AttrChanges {
 
     /// Ansible's `(file attributes)` diff: the changed attributes before and after, as the
     /// callback prints such dicts (sorted JSON, 4-space indent).
-    pub fn diff(&self, path: &str, current: &CurrentAttrs) -> FileDiff {
+    pub fn diff(&self, path: &str, current: &PathStat) -> FileDiff {
         let mut before = serde_json::Map::new();
         let mut after = serde_json::Map::new();
         if let Some(group) = &self.group {
-            before.insert("group".into(), current.group.clone().into());
+            before.insert("group".into(), current.group_name().into());
             after.insert("group".into(), group.clone().into());
         }
         if let Some(mode) = self.mode {
-            before.insert("mode".into(), format!("0{:03o}", current.mode).into());
+            before.insert("mode".into(), format!("0{:03o}", current.perm).into());
             after.insert("mode".into(), format!("0{mode:03o}").into());
         }
         if let Some(owner) = &self.owner {
-            before.insert("owner".into(), current.owner.clone().into());
+            before.insert("owner".into(), current.owner_name().into());
             after.insert("owner".into(), owner.clone().into());
         }
         let header = format!("{path} (file attributes)");
@@ -433,7 +421,6 @@ pub fn write(
     opts: &WriteOptions<'_>,
 ) -> Result<Result<Option<String>, WriteFailure>, ModuleError> {
     let mut prepare = Script::new();
-    let mut wants_output = false;
     if let Some(validate) = opts.validate {
         // A temp path of plain characters in /tmp (as Ansible validates a copy in its own
         // temp dir), so `%s` inside a validator's own `sh -c '... %s'` cannot be broken by
@@ -462,8 +449,7 @@ pub fn write(
             .raw("\n")
             .cmd(&validate.argv(&tmp))
             .raw(">/dev/null; rc=$?; rm -f -- \"$t\"\n")
-            .raw("if [ $rc -ne 0 ]; then printf 'invalid %s\\n' \"$rc\"; exit 0; fi\n");
-        wants_output = true;
+            .raw("if [ $rc -ne 0 ]; then __kv invalid \"$rc\"; exit 0; fi\n");
     }
     if let Kind::Missing {
         parent_exists: false,
@@ -475,32 +461,27 @@ pub fn write(
             .raw("|| exit 1\n");
     }
     if opts.backup && file.exists() {
-        // Ansible's backup name: path.PID.YYYY-MM-DD@HH:MM:SS~ in the target's local time.
         prepare = prepare
             .set("p", &file.path)
-            .raw("\nb=\"$p.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; cp -p -- \"$p\" \"$b\" || exit 1\n")
-            .raw("printf 'backup %s\\0' \"$b\"\n");
-        wants_output = true;
+            .raw("\n__backup \"$p\" || __fail backup\n");
     }
     let mut backup = None;
     if !prepare.as_str().is_empty() {
-        let out = ctx.host.exec(&Cmd::script(prepare))?;
+        let out = ctx
+            .host
+            .exec(&Cmd::script(Script::new().raw(PRELUDE).then(prepare)))?;
+        let r = Records::parse(&out.stdout);
+        let stderr = out.stderr_str();
+        if let Some(rc) = r.get("invalid") {
+            return Ok(Err(format!("failed to validate: rc:{rc} error:{stderr}")));
+        }
+        if r.get("fail") == Some("backup") {
+            return Ok(Err(backup_failure_msg(&file.path, &r, &stderr)));
+        }
         if !out.success() {
-            return Ok(Err(out.stderr_str().trim().to_string()));
+            return Ok(Err(stderr.trim().to_string()));
         }
-        if wants_output {
-            let stdout = out.stdout_str();
-            if let Some(rc) = stdout.strip_prefix("invalid ") {
-                return Ok(Err(format!(
-                    "failed to validate: rc:{} error:{}",
-                    rc.trim(),
-                    out.stderr_str()
-                )));
-            }
-            if let Some(rest) = stdout.strip_prefix("backup ") {
-                backup = rest.split('\0').next().map(str::to_string);
-            }
-        }
+        backup = r.get("backup").map(str::to_string);
     }
     let attrs = write_attrs(file, opts.wanted);
     if let Err(e) = put(ctx, content, &file.real_path, &attrs)? {
@@ -526,13 +507,13 @@ fn put(
 /// (its owner and group only where the remote user can give them, as Ansible's
 /// `atomic_move` silently keeps what it may).
 fn write_attrs(file: &TextFile, wanted: &WantedAttrs) -> FileAttrs {
-    let current = &file.attrs;
+    let current = &file.stat;
     let user = &file.user;
     let existing = file.exists();
     FileAttrs {
         mode: match &wanted.mode {
-            Some(spec) => Some(spec.resolve(current.mode, user.umask)),
-            None if existing => Some(current.mode),
+            Some(spec) => Some(spec.resolve(current.perm, user.umask)),
+            None if existing => Some(current.perm),
             None => None,
         },
         owner: wanted.owner.clone().or_else(|| {
@@ -588,18 +569,6 @@ pub fn apply_attrs(
     }
 }
 
-/// `os.path.dirname` of a path.
-fn parent_dir(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => match path[..i].trim_end_matches('/') {
-            "" => "/",
-            dir => dir,
-        },
-        None => ".",
-    }
-}
-
 /// The `(content)` diff Ansible's text modules show, from `pyre::decode`d text (bytes that
 /// are not UTF-8 are shown as U+FFFD).
 pub fn content_diff(path: &str, before: &str, after: &str) -> FileDiff {
@@ -649,34 +618,29 @@ mod tests {
 
     #[test]
     fn read_output_is_parsed_with_hostile_paths_and_binary_content() {
-        let mut out = b"file 0022 1000 1000 me staff 1000,27\n".to_vec();
-        out.extend_from_slice(b"/tmp/a b\n'c'\0/real\nx\0");
-        out.extend_from_slice(b"640 0 4 root adm\n");
-        out.extend_from_slice(b"line\n\xff\0z");
+        let mut out = b"path=/tmp/a b\n'c'\0kind=file\0umask=0022\0uid=1000\0gid=1000\0".to_vec();
+        out.extend_from_slice(b"groups=1000 27\0user=me\0group=staff\0real=/real\nx\0");
+        out.extend_from_slice(b"st=ok 81a0 0 4 5 1 7 2049 0 0 8 512 4096 1.0 1.0 1.0 root adm\0");
+        out.extend_from_slice(b"~content\0line\n\xff\0z");
         let f = parse_read_output(&out).expect("parses");
         assert_eq!(f.path, "/tmp/a b\n'c'");
         assert_eq!(f.real_path, "/real\nx");
         assert_eq!(f.kind, Kind::File);
-        assert_eq!(f.attrs.mode, 0o640);
-        assert_eq!((f.attrs.owner.as_str(), f.attrs.gid), ("root", 4));
+        assert_eq!(f.stat.perm, 0o640);
+        assert_eq!((f.stat.owner.as_deref(), f.stat.gid), (Some("root"), 4));
         assert_eq!(f.content, b"line\n\xff\0z");
         assert_eq!(f.user.groups, vec![1000, 27]);
-        let missing = parse_read_output(b"orphan 0077 0 0 root root 0\n/x/y\0").expect("parses");
+        let missing = parse_read_output(
+            b"path=/x/y\0kind=orphan\0umask=0077\0uid=0\0gid=0\0groups=0\0user=root\0group=root\0",
+        )
+        .expect("parses");
         assert_eq!(
             missing.kind,
             Kind::Missing {
                 parent_exists: false
             }
         );
-        assert_eq!(missing.attrs.mode, 0o600);
-    }
-
-    #[test]
-    fn parent_dir_is_python_dirname() {
-        assert_eq!(parent_dir("/a/b"), "/a");
-        assert_eq!(parent_dir("/a"), "/");
-        assert_eq!(parent_dir("a"), ".");
-        assert_eq!(parent_dir("a/b"), "a");
+        assert_eq!(missing.stat.perm, 0o600);
     }
 }
 
