@@ -18,9 +18,9 @@
 
 use serde::Deserialize;
 
-use super::common::Validate;
+use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, WantedAttrs, WriteOptions};
+use super::textfile::{self, Kind, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `blockinfile`.
@@ -241,7 +241,8 @@ impl Module for BlockInFile {
             ));
         }
         let present = a.state.unwrap_or(State::Present) == State::Present;
-        let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
         let validate = a
             .validate
             .as_deref()
@@ -326,7 +327,7 @@ impl Module for BlockInFile {
             let opts = WriteOptions {
                 backup: a.backup,
                 validate: validate.as_ref(),
-                wanted: &wanted,
+                want: &want,
             };
             match textfile::write(ctx, &file, &pyre::encode(&after), &opts)? {
                 Ok(path) => backup = path,
@@ -335,17 +336,19 @@ impl Module for BlockInFile {
         }
         // Ansible stops here in check mode for a file it would create.
         if !ctx.check || exists {
-            let changes = wanted.changes(&file.stat, file.user.umask);
-            if changes.any() {
+            let plan = want
+                .plan(&file.stat, file.user.umask)
+                .map_err(ModuleError::Args)?;
+            if !plan.is_empty() {
                 if !content_changed && !ctx.check {
-                    if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
+                    if let Err(e) = textfile::apply_attrs(ctx, &file, &want, &plan)? {
                         return Ok(Outcome::failed(e));
                     }
                 }
                 msg = textfile::attrs_message(&msg, content_changed);
                 outcome.changed = true;
                 if ctx.diff {
-                    outcome.diffs.push(changes.diff(&a.path, &file.stat));
+                    outcome.diffs.extend(textfile::attrs_diff(&a.path, &plan));
                 }
             }
         }

@@ -665,6 +665,21 @@ pub struct WantAttrs {
 }
 
 impl WantAttrs {
+    /// The task's `mode`, `owner` and `group`; an empty owner or group asks for nothing.
+    /// A `mode` that cannot be read fails with Ansible's message.
+    pub fn parse(
+        mode: Option<&Value>,
+        owner: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<WantAttrs, String> {
+        let name = |n: Option<&str>| n.filter(|n| !n.is_empty()).map(str::to_string);
+        Ok(WantAttrs {
+            mode: ModeSpec::parse(mode)?,
+            owner: name(owner),
+            group: name(group),
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.mode.is_none() && self.owner.is_none() && self.group.is_none()
     }
@@ -1053,6 +1068,26 @@ mod tests {
             Err(INVALID_MODE.to_string())
         );
         assert_eq!(ModeSpec::parse(Some(&json!(true))), Err(BAD_MODE.into()));
+        assert_eq!(bits("755", 0, false), 0o755);
+        assert_eq!(bits("0o600", 0, false), 0o600);
+        assert_eq!(
+            ModeSpec::parse(Some(&json!("u=rw,g=r"))),
+            Ok(Some(ModeSpec::Symbolic("u=rw,g=r".into())))
+        );
+        assert_eq!(ModeSpec::parse(Some(&json!("rwx"))), Err(BAD_MODE.into()));
+        assert_eq!(ModeSpec::parse(Some(&json!("z=r"))), Err(BAD_MODE.into()));
+        assert_eq!(ModeSpec::parse(Some(&json!("u=q"))), Err(BAD_MODE.into()));
+        assert_eq!(
+            ModeSpec::parse(Some(&json!(0o17777))),
+            Err(INVALID_MODE.into())
+        );
+        // Python's int(s, 8) and Ansible's symbolic rules (checked with ansible-core 2.19):
+        // `0O`, underscores and surrounding blanks are octal; a clause without an operator
+        // changes nothing.
+        assert_eq!(bits("0O600", 0, false), 0o600);
+        assert_eq!(bits("6_44", 0, false), 0o644);
+        assert_eq!(bits(" 0640 ", 0, false), 0o640);
+        assert_eq!(bits("u", 0o640, false), 0o640);
     }
 
     #[test]
@@ -1068,6 +1103,14 @@ mod tests {
         assert_eq!(bits("o=", 0o1777, true), 0o770);
         // Empty users honour the umask (022 here): +w only adds the owner's bit.
         assert_eq!(bits("+w", 0o444, false), 0o644);
+        assert_eq!(bits("u+x", 0o644, false), 0o744);
+        assert_eq!(bits("a-w", 0o664, false), 0o444);
+        assert_eq!(bits("go=", 0o755, false), 0o700);
+        // X counts only for a file that already has an x bit.
+        assert_eq!(bits("a+X", 0o644, false), 0o644);
+        assert_eq!(bits("a+X", 0o744, false), 0o755);
+        assert_eq!(bits("u+s,o+t", 0o755, false), 0o5755);
+        assert_eq!(bits("u=rwx-x", 0o000, false), 0o600);
     }
 
     #[test]

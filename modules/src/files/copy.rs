@@ -98,15 +98,9 @@ impl Module for Copy {
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: CopyArgs = args::parse("copy", args)?;
         let preserve = matches!(&a.mode, Some(Value::String(m)) if m == "preserve");
-        let want = WantAttrs {
-            mode: if preserve {
-                None
-            } else {
-                ModeSpec::parse(a.mode.as_ref()).map_err(ModuleError::Args)?
-            },
-            owner: a.owner.clone().filter(|o| !o.is_empty()),
-            group: a.group.clone().filter(|g| !g.is_empty()),
-        };
+        let mode = if preserve { None } else { a.mode.as_ref() };
+        let want = WantAttrs::parse(mode, a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
         let directory_mode =
             ModeSpec::parse(a.directory_mode.as_ref()).map_err(ModuleError::Args)?;
 

@@ -96,11 +96,8 @@ impl Module for File {
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: FileArgs = args::parse("file", args)?;
-        let want = WantAttrs {
-            mode: ModeSpec::parse(a.mode.as_ref()).map_err(ModuleError::Args)?,
-            owner: a.owner.clone().filter(|o| !o.is_empty()),
-            group: a.group.clone().filter(|g| !g.is_empty()),
-        };
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
         // Ansible defaults missing times to "preserve", or "now" for touch.
         let default_time = |given: &Option<String>| match (given, a.state) {
             (Some(t), _) => Some(t.clone()),

@@ -14,9 +14,9 @@
 
 use serde::Deserialize;
 
-use super::common::Validate;
+use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, WantedAttrs, WriteOptions};
+use super::textfile::{self, Kind, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `lineinfile`.
@@ -317,7 +317,8 @@ impl Module for LineInFile {
         ])?;
         let state = a.state.unwrap_or(State::Present);
         let backrefs = a.backrefs.unwrap_or(false);
-        let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
         let validate = a
             .validate
             .as_deref()
@@ -447,7 +448,7 @@ impl Module for LineInFile {
             let opts = WriteOptions {
                 backup: a.backup,
                 validate: validate.as_ref(),
-                wanted: &wanted,
+                want: &want,
             };
             match textfile::write(ctx, &file, &pyre::encode(&after), &opts)? {
                 Ok(path) => backup = path.unwrap_or_default(),
@@ -456,17 +457,19 @@ impl Module for LineInFile {
         }
         // Ansible stops here in check mode for a file it would create.
         if !ctx.check || exists {
-            let changes = wanted.changes(&file.stat, file.user.umask);
-            if changes.any() {
+            let plan = want
+                .plan(&file.stat, file.user.umask)
+                .map_err(ModuleError::Args)?;
+            if !plan.is_empty() {
                 if !content_changed && !ctx.check {
-                    if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
+                    if let Err(e) = textfile::apply_attrs(ctx, &file, &want, &plan)? {
                         return Ok(Outcome::failed(e));
                     }
                 }
                 msg = textfile::attrs_message(&msg, content_changed);
                 outcome.changed = true;
                 if ctx.diff {
-                    outcome.diffs.push(changes.diff(&a.path, &file.stat));
+                    outcome.diffs.extend(textfile::attrs_diff(&a.path, &plan));
                 }
             }
         }
@@ -741,6 +744,27 @@ mod tests {
             Some("line added and ownership, perms or SE linux context changed")
         );
         assert_eq!(mode_of(&path), 0o644);
+    }
+
+    #[test]
+    fn an_unknown_owner_fails_with_ansibles_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "a", "owner": "no such user"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.failed);
+        assert_eq!(
+            out.msg.as_deref(),
+            Some("chown failed: failed to look up user no such user")
+        );
     }
 
     #[test]

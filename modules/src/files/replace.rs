@@ -8,9 +8,9 @@
 
 use serde::Deserialize;
 
-use super::common::Validate;
+use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, WantedAttrs, WriteOptions};
+use super::textfile::{self, Kind, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `replace`.
@@ -159,7 +159,8 @@ impl Module for Replace {
 
     fn run(&self, ctx: &mut Ctx<'_>, raw_args: &Map) -> Result<Outcome, ModuleError> {
         let a: ReplaceArgs = args::parse("replace", raw_args)?;
-        let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
         let validate = a
             .validate
             .as_deref()
@@ -232,7 +233,7 @@ impl Module for Replace {
             let opts = WriteOptions {
                 backup: a.backup,
                 validate: validate.as_ref(),
-                wanted: &wanted,
+                want: &want,
             };
             match textfile::write(ctx, &file, &bytes, &opts)? {
                 Ok(Some(backup)) => outcome = outcome.with("backup_file", backup),
@@ -240,10 +241,12 @@ impl Module for Replace {
                 Err(e) => return Ok(Outcome::failed(e)),
             }
         }
-        let changes = wanted.changes(&file.stat, file.user.umask);
-        if changes.any() {
+        let plan = want
+            .plan(&file.stat, file.user.umask)
+            .map_err(ModuleError::Args)?;
+        if !plan.is_empty() {
             if !content_changed && !ctx.check {
-                if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
+                if let Err(e) = textfile::apply_attrs(ctx, &file, &want, &plan)? {
                     return Ok(Outcome::failed(e));
                 }
             }

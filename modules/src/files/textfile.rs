@@ -1,20 +1,22 @@
 //! Reading and rewriting one text file on the target for lineinfile, blockinfile and replace:
-//! its state, mode, ownership and content in one exec; `mode`/`owner`/`group` arguments;
-//! backup, validation and the atomic write.
-//!
-//! Written to be swapped for the shared `files::common` helpers later: nothing in here knows
-//! which module uses it.
+//! what is particular to editing text. The state and the raw content (bytes that are not
+//! UTF-8 kept) in one exec, the `(content)` and `(file attributes)` diffs, and
+//! validate-then-write through `Host::put`. Modes, owner/group plans, backups and stat
+//! parsing are `files::common`'s; nothing in here knows which module uses it.
 //!
 //! Round trips: `read` is one exec. `write` is one `Host::put`, preceded by one exec only
 //! when something must happen first (a backup, missing parent directories, validation —
 //! which also puts the candidate into /tmp first). `apply_attrs` is one exec.
 //! Mode, owner and group are applied to the resolved path (through symlinks).
+//! Deliberate difference: the attributes diff shows owners/groups as `common` plans them
+//! (the old name, the asked name or id); Ansible shows numeric ids on both sides.
 
 use super::common::{
-    backup_failure_msg, parent_dir, FileKind, PathStat, Records, StatResult, Validate, PRELUDE,
+    attr_failure_msg, backup_failure_msg, parent_dir, state_diff, AttrPlan, FileKind, PathStat,
+    Records, StatResult, Validate, WantAttrs, PRELUDE,
 };
 use crate::cmd::Script;
-use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, ModuleError, Value};
+use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, Map, ModuleError};
 
 /// What the target has at a path, read in one exec.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,235 +160,17 @@ fn parse_read_output(stdout: &[u8]) -> Result<TextFile, String> {
     }
 }
 
-/// A `mode` argument as Ansible accepts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModeSpec {
-    /// Permission bits: an integer from YAML (`0644` is 420) or an octal string.
-    Bits(u32),
-    /// `u=rw,g=r,o=r`, `u+x`, `a-w`...: applied to the current mode.
-    Symbolic(String),
-}
-
-/// Parse `mode` as Ansible does: an int is the bits themselves, a string is octal when it
-/// reads as octal (`"0644"`, `"644"`, `"0o644"`), else symbolic.
-pub fn parse_mode(value: &Value) -> Result<ModeSpec, ModuleError> {
-    let bits = match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => {
-            let digits = s.strip_prefix("0o").unwrap_or(s);
-            if !digits.is_empty() && digits.chars().all(|c| c.is_digit(8)) {
-                u64::from_str_radix(digits, 8).ok()
-            } else {
-                symbolic_mode(s, 0o644, false, 0o022).map_err(|e| {
-                    ModuleError::Args(format!("mode must be in octal or symbolic form: {e}"))
-                })?;
-                return Ok(ModeSpec::Symbolic(s.clone()));
-            }
-        }
-        _ => None,
-    };
-    match bits {
-        Some(bits) if bits <= 0o7777 => Ok(ModeSpec::Bits(bits as u32)),
-        Some(bits) => Err(ModuleError::Args(format!(
-            "Invalid mode supplied, only permission info is allowed: {bits:o}"
-        ))),
-        None => Err(ModuleError::Args(
-            "mode must be in octal or symbolic form".into(),
-        )),
-    }
-}
-
-impl ModeSpec {
-    /// The permission bits this spec gives a file whose mode is now `current`.
-    pub fn resolve(&self, current: u32, umask: u32) -> u32 {
-        match self {
-            ModeSpec::Bits(bits) => *bits,
-            // Validated by `parse_mode`, so the fallback is never taken.
-            ModeSpec::Symbolic(s) => symbolic_mode(s, current, false, umask).unwrap_or(current),
-        }
-    }
-}
-
-/// chmod's symbolic modes with Ansible's rules (`_symbolic_mode_to_octal`): clauses split on
-/// `,`; no "who" means `a` with the umask's bits left alone; `X` counts only for directories
-/// or files that already have an x bit; `u`/`g`/`o` on the right copy those bits.
-pub fn symbolic_mode(spec: &str, current: u32, is_dir: bool, umask: u32) -> Result<u32, String> {
-    let mut mode = current & 0o7777;
-    for clause in spec.split(',') {
-        let bad = || format!("bad symbolic permission for mode: {clause}");
-        let op_at = clause.find(['+', '-', '=']).ok_or_else(bad)?;
-        let who = &clause[..op_at];
-        if !who.chars().all(|c| "ugoa".contains(c)) {
-            return Err(bad());
-        }
-        let use_umask = who.is_empty();
-        let who: String = if who.is_empty() || who.contains('a') {
-            "ugo".into()
-        } else {
-            who.into()
-        };
-        // Operators and the permission lists that follow each of them.
-        let mut ops: Vec<(char, String)> = Vec::new();
-        for c in clause[op_at..].chars() {
-            match c {
-                '+' | '-' | '=' => ops.push((c, String::new())),
-                'r' | 'w' | 'x' | 'X' | 's' | 't' | 'u' | 'g' | 'o' => {
-                    if let Some((_, perms)) = ops.last_mut() {
-                        perms.push(c);
-                    }
-                }
-                _ => return Err(bad()),
-            }
-        }
-        for (op, perms) in &ops {
-            for user in who.chars() {
-                let bits = symbolic_bits(user, perms, mode, is_dir, use_umask, umask);
-                mode = match op {
-                    '=' => {
-                        let mask = match user {
-                            'u' => 0o4700,
-                            'g' => 0o2070,
-                            _ => 0o1007,
-                        };
-                        (mode & !mask & 0o7777) | bits
-                    }
-                    '+' => mode | bits,
-                    _ => mode & !bits,
-                };
-            }
-        }
-    }
-    Ok(mode)
-}
-
-fn symbolic_bits(
-    user: char,
-    perms: &str,
-    prev: u32,
-    is_dir: bool,
-    use_umask: bool,
-    umask: u32,
-) -> u32 {
-    let shift = match user {
-        'u' => 6,
-        'g' => 3,
-        _ => 0,
-    };
-    let rev_umask = !umask & 0o7777;
-    let masked = |bit: u32| if use_umask { bit & rev_umask } else { bit };
-    let apply_x = is_dir || prev & 0o111 != 0;
-    perms.chars().fold(0, |acc, p| {
-        acc | match p {
-            'r' => masked(0o4 << shift),
-            'w' => masked(0o2 << shift),
-            'x' => masked(0o1 << shift),
-            'X' if apply_x => 0o1 << shift,
-            's' if user == 'u' => 0o4000,
-            's' if user == 'g' => 0o2000,
-            't' if user == 'o' => 0o1000,
-            'u' => ((prev >> 6) & 0o7) << shift,
-            'g' => ((prev >> 3) & 0o7) << shift,
-            'o' => (prev & 0o7) << shift,
-            _ => 0,
-        }
+/// Ansible's `(file attributes)` diff of the text editors: the keys `plan` changes,
+/// before and after (`None` for an empty plan).
+pub fn attrs_diff(path: &str, plan: &AttrPlan) -> Option<FileDiff> {
+    let (mut before, mut after) = (Map::new(), Map::new());
+    plan.diff_into(&mut before, &mut after);
+    let header = format!("{path} (file attributes)");
+    state_diff(&before, &after).map(|d| FileDiff {
+        before_header: header.clone(),
+        after_header: header,
+        ..d
     })
-}
-
-/// `mode`, `owner` and `group` as the task asks for them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WantedAttrs {
-    pub mode: Option<ModeSpec>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-}
-
-impl WantedAttrs {
-    pub fn parse(
-        mode: Option<&Value>,
-        owner: Option<String>,
-        group: Option<String>,
-    ) -> Result<Self, ModuleError> {
-        Ok(Self {
-            mode: match mode {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(parse_mode(v)?),
-            },
-            owner: owner.filter(|o| !o.is_empty()),
-            group: group.filter(|g| !g.is_empty()),
-        })
-    }
-
-    /// What differs between `current` and what was asked: (mode, owner, group) to set.
-    pub fn changes(&self, current: &PathStat, umask: u32) -> AttrChanges {
-        let mode = self
-            .mode
-            .as_ref()
-            .map(|m| m.resolve(current.perm, umask))
-            .filter(|m| *m != current.perm);
-        let differs = |wanted: &Option<String>, name: &str, id: u32| {
-            wanted.clone().filter(|w| w != name && *w != id.to_string())
-        };
-        AttrChanges {
-            mode,
-            owner: differs(&self.owner, &current.owner_name(), current.uid),
-            group: differs(&self.group, &current.group_name(), current.gid),
-        }
-    }
-}
-
-/// Attributes that must change, each `None` when it already is as asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AttrChanges {
-    pub mode: Option<u32>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-}
-
-impl AttrChanges {
-    pub fn any(&self) -> bool {
-        self.mode.is_some() || self.owner.is_some() || self.group.is_some()
-    }
-
-    /// Ansible's `(file attributes)` diff: the changed attributes before and after, as the
-    /// callback prints such dicts (sorted JSON, 4-space indent).
-    pub fn diff(&self, path: &str, current: &PathStat) -> FileDiff {
-        let mut before = serde_json::Map::new();
-        let mut after = serde_json::Map::new();
-        if let Some(group) = &self.group {
-            before.insert("group".into(), current.group_name().into());
-            after.insert("group".into(), group.clone().into());
-        }
-        if let Some(mode) = self.mode {
-            before.insert("mode".into(), format!("0{:03o}", current.perm).into());
-            after.insert("mode".into(), format!("0{mode:03o}").into());
-        }
-        if let Some(owner) = &self.owner {
-            before.insert("owner".into(), current.owner_name().into());
-            after.insert("owner".into(), owner.clone().into());
-        }
-        let header = format!("{path} (file attributes)");
-        FileDiff {
-            before_header: header.clone(),
-            after_header: header,
-            before: pretty_json(&before),
-            after: pretty_json(&after),
-        }
-    }
-}
-
-fn pretty_json(map: &serde_json::Map<String, Value>) -> String {
-    use serde::Serialize;
-    let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut buf,
-        serde_json::ser::PrettyFormatter::with_indent(b"    "),
-    );
-    if map.serialize(&mut ser).is_err() {
-        return String::new();
-    }
-    let mut text = String::from_utf8_lossy(&buf).into_owned();
-    text.push('\n');
-    text
 }
 
 /// Ansible's suffix for a task whose attributes changed: `line added and ownership, ...`.
@@ -404,7 +188,7 @@ pub fn attrs_message(msg: &str, content_changed: bool) -> String {
 pub struct WriteOptions<'a> {
     pub backup: bool,
     pub validate: Option<&'a Validate>,
-    pub wanted: &'a WantedAttrs,
+    pub want: &'a WantAttrs,
 }
 
 /// A write the target refused: the task fails with this message.
@@ -483,7 +267,7 @@ pub fn write(
         }
         backup = r.get("backup").map(str::to_string);
     }
-    let attrs = write_attrs(file, opts.wanted);
+    let attrs = write_attrs(file, opts.want).map_err(ModuleError::Args)?;
     if let Err(e) = put(ctx, content, &file.real_path, &attrs)? {
         return Ok(Err(e));
     }
@@ -506,67 +290,47 @@ fn put(
 /// The attributes the rewritten file gets: what was asked, else what the old file had
 /// (its owner and group only where the remote user can give them, as Ansible's
 /// `atomic_move` silently keeps what it may).
-fn write_attrs(file: &TextFile, wanted: &WantedAttrs) -> FileAttrs {
+fn write_attrs(file: &TextFile, want: &WantAttrs) -> Result<FileAttrs, String> {
     let current = &file.stat;
     let user = &file.user;
     let existing = file.exists();
-    FileAttrs {
-        mode: match &wanted.mode {
-            Some(spec) => Some(spec.resolve(current.perm, user.umask)),
+    Ok(FileAttrs {
+        mode: match &want.mode {
+            Some(spec) => Some(spec.resolve(current.perm, false, user.umask)?),
             None if existing => Some(current.perm),
             None => None,
         },
-        owner: wanted.owner.clone().or_else(|| {
+        owner: want.owner.clone().or_else(|| {
             (existing && user.uid == 0 && current.uid != user.uid).then(|| current.uid.to_string())
         }),
-        group: wanted.group.clone().or_else(|| {
+        group: want.group.clone().or_else(|| {
             (existing
                 && current.gid != user.gid
                 && (user.uid == 0 || user.groups.contains(&current.gid)))
             .then(|| current.gid.to_string())
         }),
-    }
+    })
 }
 
-/// Set mode/owner/group on an existing file whose content stays (one exec).
+/// Apply `plan` (from `want`) to the file whose content stays, through symlinks (one exec).
 pub fn apply_attrs(
     ctx: &mut Ctx<'_>,
-    path: &str,
-    changes: &AttrChanges,
+    file: &TextFile,
+    want: &WantAttrs,
+    plan: &AttrPlan,
 ) -> Result<Result<(), WriteFailure>, ModuleError> {
-    let mut script = Script::new();
-    if let Some(owner) = &changes.owner {
-        script = script
-            .raw("chown --")
-            .arg(owner)
-            .arg(path)
-            .raw("|| { echo 'chown failed' >&3; exit 1; }\n");
-    }
-    if let Some(group) = &changes.group {
-        script = script
-            .raw("chgrp --")
-            .arg(group)
-            .arg(path)
-            .raw("|| { echo 'chgrp failed' >&3; exit 1; }\n");
-    }
-    if let Some(mode) = changes.mode {
-        script = script
-            .raw("chmod --")
-            .arg(format!("{mode:o}"))
-            .arg(path)
-            .raw("|| { echo 'chmod failed' >&3; exit 1; }\n");
-    }
-    let script = Script::new().raw("exec 3>&1\n").then(script);
+    let script = Script::new()
+        .raw(PRELUDE)
+        .then(plan.script(&file.real_path));
     let out = ctx.host.exec(&Cmd::script(script))?;
-    if out.success() {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(format!(
-            "{}: {}",
-            out.stdout_str().trim(),
-            out.stderr_str().trim()
-        )))
+    let stderr = out.stderr_str();
+    if let Some(what) = Records::parse(&out.stdout).get("fail") {
+        return Ok(Err(attr_failure_msg(what, want, &stderr)));
     }
+    if !out.success() {
+        return Ok(Err(stderr.trim().to_string()));
+    }
+    Ok(Ok(()))
 }
 
 /// The `(content)` diff Ansible's text modules show, from `pyre::decode`d text (bytes that
@@ -583,38 +347,6 @@ pub fn content_diff(path: &str, before: &str, after: &str) -> FileDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn octal_and_integer_modes_parse_like_ansible() {
-        let parse = |v: Value| parse_mode(&v).map_err(|e| e.to_string());
-        assert_eq!(parse(Value::from(420)), Ok(ModeSpec::Bits(0o644)));
-        assert_eq!(parse(Value::from("0644")), Ok(ModeSpec::Bits(0o644)));
-        assert_eq!(parse(Value::from("755")), Ok(ModeSpec::Bits(0o755)));
-        assert_eq!(parse(Value::from("0o600")), Ok(ModeSpec::Bits(0o600)));
-        assert_eq!(
-            parse(Value::from("u=rw,g=r")),
-            Ok(ModeSpec::Symbolic("u=rw,g=r".into()))
-        );
-        assert!(parse(Value::from("rwx")).is_err());
-        assert!(parse(Value::from(0o17777)).is_err());
-    }
-
-    #[test]
-    fn symbolic_modes_follow_chmod() {
-        let sym = |s: &str, cur: u32| symbolic_mode(s, cur, false, 0o022);
-        assert_eq!(sym("u=rw,g=r,o=r", 0o777), Ok(0o644));
-        assert_eq!(sym("u+x", 0o644), Ok(0o744));
-        assert_eq!(sym("a-w", 0o664), Ok(0o444));
-        assert_eq!(sym("go=", 0o755), Ok(0o700));
-        assert_eq!(sym("+w", 0o444), Ok(0o644), "no who: umask bits stay");
-        assert_eq!(sym("g=u", 0o640), Ok(0o660));
-        assert_eq!(sym("a+X", 0o644), Ok(0o644), "X needs an x bit already");
-        assert_eq!(sym("a+X", 0o744), Ok(0o755));
-        assert_eq!(sym("u+s,o+t", 0o755), Ok(0o5755));
-        assert_eq!(sym("u=rwx-x", 0o000), Ok(0o600));
-        assert!(sym("z=r", 0o644).is_err());
-        assert!(sym("u=q", 0o644).is_err());
-    }
 
     #[test]
     fn read_output_is_parsed_with_hostile_paths_and_binary_content() {
