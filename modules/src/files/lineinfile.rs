@@ -455,22 +455,15 @@ impl Module for LineInFile {
                 Err(e) => return Ok(Outcome::failed(e)),
             }
         }
-        // Ansible stops here in check mode for a file it would create.
-        if !ctx.check || exists {
-            let plan = want
-                .plan(&file.stat, file.user.umask)
-                .map_err(ModuleError::Args)?;
-            if !plan.is_empty() {
-                if !content_changed && !ctx.check {
-                    if let Err(e) = textfile::apply_attrs(ctx, &file, &want, &plan)? {
-                        return Ok(Outcome::failed(e));
-                    }
-                }
-                msg = textfile::attrs_message(&msg, content_changed);
-                outcome.changed = true;
-                if ctx.diff {
-                    outcome.diffs.extend(textfile::attrs_diff(&a.path, &plan));
-                }
+        let plan = match textfile::settle_attrs(ctx, &file, &want, content_changed)? {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
+        if !plan.is_empty() {
+            msg = textfile::attrs_message(&msg, content_changed);
+            outcome.changed = true;
+            if ctx.diff {
+                outcome.diffs.extend(textfile::attrs_diff(&a.path, &plan));
             }
         }
         outcome.msg = Some(msg);

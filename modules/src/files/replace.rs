@@ -241,15 +241,12 @@ impl Module for Replace {
                 Err(e) => return Ok(Outcome::failed(e)),
             }
         }
-        let plan = want
-            .plan(&file.stat, file.user.umask)
-            .map_err(ModuleError::Args)?;
+        // replace.py reports attribute changes without a diff.
+        let plan = match textfile::settle_attrs(ctx, &file, &want, content_changed)? {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
         if !plan.is_empty() {
-            if !content_changed && !ctx.check {
-                if let Err(e) = textfile::apply_attrs(ctx, &file, &want, &plan)? {
-                    return Ok(Outcome::failed(e));
-                }
-            }
             msg = textfile::attrs_message(&msg, content_changed);
             outcome.changed = true;
         }

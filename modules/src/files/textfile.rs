@@ -312,8 +312,32 @@ fn write_attrs(file: &TextFile, want: &WantAttrs) -> Result<FileAttrs, String> {
     })
 }
 
+/// Ansible's `check_file_attrs` after the content is settled: the owner/group/mode changes
+/// `want` makes, applied here (one exec) only when the content stayed, since a rewrite
+/// already gave the new file its attributes. In check mode a file still to be created
+/// has none to report, as Ansible stops before them.
+pub fn settle_attrs(
+    ctx: &mut Ctx<'_>,
+    file: &TextFile,
+    want: &WantAttrs,
+    content_changed: bool,
+) -> Result<Result<AttrPlan, WriteFailure>, ModuleError> {
+    if ctx.check && !file.exists() {
+        return Ok(Ok(AttrPlan::default()));
+    }
+    let plan = want
+        .plan(&file.stat, file.user.umask)
+        .map_err(ModuleError::Args)?;
+    if !plan.is_empty() && !content_changed && !ctx.check {
+        if let Err(e) = apply_attrs(ctx, file, want, &plan)? {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(plan))
+}
+
 /// Apply `plan` (from `want`) to the file whose content stays, through symlinks (one exec).
-pub fn apply_attrs(
+fn apply_attrs(
     ctx: &mut Ctx<'_>,
     file: &TextFile,
     want: &WantAttrs,
