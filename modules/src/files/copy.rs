@@ -568,25 +568,14 @@ fn attrs_only(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit::{self, run_on, CountingHost};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::path::Path;
 
     const HOSTILE: &str = "a 'b' \"c\" $(x) `y`\nz";
 
     fn run_with(args: Value, check: bool, diff: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        Copy.run(&mut ctx, &map)
+        testkit::run(&Copy, args, check, diff)
     }
 
     fn run(args: Value) -> Outcome {
@@ -894,47 +883,13 @@ mod tests {
         assert_eq!(content_bytes(&json!(42)), b"42");
     }
 
-    /// Counts round trips to check the module's promises (one exec when converged).
-    struct Counting {
-        inner: LocalHost,
-        execs: usize,
-        puts: usize,
-    }
-
-    impl crate::Host for Counting {
-        fn name(&self) -> &str {
-            "counting"
-        }
-        fn exec(&mut self, cmd: &Cmd) -> Result<crate::Output, HostError> {
-            self.execs += 1;
-            self.inner.exec(cmd)
-        }
-        fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError> {
-            self.puts += 1;
-            self.inner.put(data, dest, attrs)
-        }
-        fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError> {
-            self.inner.get(path)
-        }
-    }
-
+    /// (execs, puts) of one run, to check the module's promises (one exec when converged).
     fn round_trips(args: &Value) -> (usize, usize) {
-        let mut host = Counting {
-            inner: LocalHost::new("localhost"),
-            execs: 0,
-            puts: 0,
-        };
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check: false,
-            diff: true,
-            facts: &facts,
-        };
+        let mut host = CountingHost::new();
         let Value::Object(map) = args else {
             panic!("args must be an object")
         };
-        Copy.run(&mut ctx, map).expect("runs");
+        run_on(&mut host, &Copy, map, false, true).expect("runs");
         (host.execs, host.puts)
     }
 

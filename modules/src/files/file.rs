@@ -1189,6 +1189,7 @@ fn temp_beside(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::testkit;
     use crate::local::LocalHost;
     use crate::Host;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -1197,18 +1198,7 @@ mod tests {
     const HOSTILE: &str = "a 'b' \"c\" $(x) `y`\nz";
 
     fn run_with(args: Value, check: bool, diff: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        File.run(&mut ctx, &map)
+        testkit::run(&File, args, check, diff)
     }
 
     fn run(args: Value) -> Outcome {

@@ -622,24 +622,13 @@ fn file_info(path: &str, st: &PathStat) -> Map {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit;
     use std::path::Path;
 
     const HOSTILE: &str = "a 'b' \"c\" $(x) `y`\nz.txt";
 
     fn run_with(args: Value, check: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff: false,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        Find.run(&mut ctx, &map)
+        testkit::run(&Find, args, check, false)
     }
 
     fn run(args: Value) -> Outcome {

@@ -152,22 +152,11 @@ impl Module for Stat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit;
     use crate::Value;
 
     fn run(args: Value, check: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff: true,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        Stat.run(&mut ctx, &map)
+        testkit::run(&Stat, args, check, true)
     }
 
     fn stat_of(outcome: &Outcome) -> &Map {

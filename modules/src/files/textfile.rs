@@ -403,33 +403,15 @@ mod tests {
 /// Running a text module against a real file in a tempdir, for the three modules' tests.
 #[cfg(test)]
 pub(crate) mod testkit {
+    use crate::files::testkit::{run_on, CountingHost};
     use crate::local::LocalHost;
-    use crate::Value;
-    use crate::{Cmd, Ctx, FileAttrs, Host, HostError, Map, Module, ModuleError, Outcome, Output};
+    use crate::{Map, Module, ModuleError, Outcome, Value};
 
-    /// A local host that counts round trips.
-    pub struct CountingHost {
-        inner: LocalHost,
-        pub execs: usize,
-        pub puts: usize,
-    }
-
-    impl Host for CountingHost {
-        fn name(&self) -> &str {
-            self.inner.name()
-        }
-        fn exec(&mut self, cmd: &Cmd) -> Result<Output, HostError> {
-            self.execs += 1;
-            self.inner.exec(cmd)
-        }
-        fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError> {
-            self.puts += 1;
-            self.inner.put(data, dest, attrs)
-        }
-        fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError> {
-            self.execs += 1;
-            self.inner.get(path)
-        }
+    /// `args` (a JSON object) with `path` added.
+    fn args_with_path(path: &str, args: &str) -> Map {
+        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
+        map.insert("path".into(), Value::from(path));
+        map
     }
 
     /// Run like `run` and return (outcome, execs, puts).
@@ -438,21 +420,9 @@ pub(crate) mod testkit {
         path: &str,
         args: &str,
     ) -> (Outcome, usize, usize) {
-        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
-        map.insert("path".into(), Value::from(path));
-        let facts = Map::new();
-        let mut host = CountingHost {
-            inner: LocalHost::new("localhost"),
-            execs: 0,
-            puts: 0,
-        };
-        let mut ctx = Ctx {
-            host: &mut host,
-            check: false,
-            diff: true,
-            facts: &facts,
-        };
-        let outcome = module.run(&mut ctx, &map).expect("module runs");
+        let mut host = CountingHost::new();
+        let outcome = run_on(&mut host, module, &args_with_path(path, args), false, true)
+            .expect("module runs");
         (outcome, host.execs, host.puts)
     }
 
@@ -472,17 +442,8 @@ pub(crate) mod testkit {
         check: bool,
         diff: bool,
     ) -> Result<Outcome, ModuleError> {
-        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
-        map.insert("path".into(), Value::from(path));
-        let facts = Map::new();
         let mut host = LocalHost::new("localhost");
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff,
-            facts: &facts,
-        };
-        module.run(&mut ctx, &map)
+        run_on(&mut host, module, &args_with_path(path, args), check, diff)
     }
 
     /// One case recorded from ansible-core 2.19: the file before (None: missing), the
