@@ -765,53 +765,36 @@ impl AttrPlan {
     /// Shell commands applying the plan to `path` (needs [`PRELUDE`]); a failing step calls
     /// `__fail chown|chgrp|chmod`. Links are changed themselves (`-h`), never their targets.
     pub fn script(&self, path: &str) -> Script {
-        let mut s = Script::new();
-        if let Some((_, owner)) = &self.owner {
-            s = s
-                .raw("chown -h --")
-                .arg(owner)
-                .arg(path)
-                .raw("|| __fail chown\n");
-        }
-        if let Some((_, group)) = &self.group {
-            s = s
-                .raw("chgrp -h --")
-                .arg(group)
-                .arg(path)
-                .raw("|| __fail chgrp\n");
-        }
-        if let Some((_, bits)) = &self.mode {
-            s = s
-                .raw("chmod --")
-                .arg(format!("{bits:o}"))
-                .arg(path)
-                .raw("|| __fail chmod\n");
-        }
-        s
+        self.steps(&Script::new().arg(path))
     }
 
     /// Like [`AttrPlan::script`], for a path held in a shell variable (`"\"$c\""`) in a loop.
     pub fn script_raw(&self, path_expr: &'static str) -> Script {
+        self.steps(&Script::new().raw(path_expr))
+    }
+
+    /// The commands, with `path` the (quoted) path argument.
+    fn steps(&self, path: &Script) -> Script {
         let mut s = Script::new();
         if let Some((_, owner)) = &self.owner {
             s = s
                 .raw("chown -h --")
                 .arg(owner)
-                .raw(path_expr)
+                .then(path.clone())
                 .raw("|| __fail chown\n");
         }
         if let Some((_, group)) = &self.group {
             s = s
                 .raw("chgrp -h --")
                 .arg(group)
-                .raw(path_expr)
+                .then(path.clone())
                 .raw("|| __fail chgrp\n");
         }
         if let Some((_, bits)) = &self.mode {
             s = s
                 .raw("chmod --")
                 .arg(format!("{bits:o}"))
-                .raw(path_expr)
+                .then(path.clone())
                 .raw("|| __fail chmod\n");
         }
         s
@@ -1296,6 +1279,10 @@ mod tests {
         assert_eq!(
             plan.script("/a b").as_str(),
             "chmod -- 600 '/a b' || __fail chmod\n"
+        );
+        assert_eq!(
+            plan.script_raw("\"$c\"").as_str(),
+            "chmod -- 600 \"$c\" || __fail chmod\n"
         );
         assert_eq!(
             attr_failure_msg(
