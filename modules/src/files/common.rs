@@ -46,7 +46,8 @@
 //! for the candidate file, to run without a shell.
 //!
 //! ## Results and diffs
-//! [`path_info`] (Ansible's `uid gid owner group mode state size` keys), [`state_diff`]
+//! [`path_info`] (Ansible's `uid gid owner group mode state size` keys), [`stat_keys`] and
+//! [`perm_flag_keys`] (what `stat` and `find` report of a file), [`state_diff`]
 //! (Ansible's `{before: {path, state, ...}, after: {...}}` diff as a [`FileDiff`]),
 //! [`sha1_hex`], [`py_repr`] (Python's `repr` of a string, for messages), [`normpath`],
 //! [`parent_dir`], [`basename`], [`join_path`].
@@ -909,6 +910,49 @@ pub fn path_info(st: &PathStat) -> Map {
     m.insert("state".into(), json!(st.ansible_state()));
     m.insert("size".into(), json!(st.size));
     m
+}
+
+/// The keys Ansible's `stat` and `find` both report from a stat, in their order, up to the
+/// times: `mode isdir ischr isblk isreg isfifo islnk issock uid gid size inode dev nlink
+/// atime mtime ctime`.
+pub fn stat_keys(st: &PathStat, out: &mut Map) {
+    let kind = |k: FileKind| json!(st.kind == k);
+    out.insert("mode".into(), json!(stat_mode_str(st.perm)));
+    out.insert("isdir".into(), kind(FileKind::Directory));
+    out.insert("ischr".into(), kind(FileKind::CharDevice));
+    out.insert("isblk".into(), kind(FileKind::BlockDevice));
+    out.insert("isreg".into(), kind(FileKind::File));
+    out.insert("isfifo".into(), kind(FileKind::Fifo));
+    out.insert("islnk".into(), kind(FileKind::Link));
+    out.insert("issock".into(), kind(FileKind::Socket));
+    out.insert("uid".into(), json!(st.uid));
+    out.insert("gid".into(), json!(st.gid));
+    out.insert("size".into(), json!(st.size));
+    out.insert("inode".into(), json!(st.inode));
+    out.insert("dev".into(), json!(st.dev));
+    out.insert("nlink".into(), json!(st.nlink));
+    out.insert("atime".into(), json!(st.atime));
+    out.insert("mtime".into(), json!(st.mtime));
+    out.insert("ctime".into(), json!(st.ctime));
+}
+
+/// The permission flags `stat` and `find` report (`wusr rusr xusr ... isuid isgid`), in order.
+pub fn perm_flag_keys(perm: u32, out: &mut Map) {
+    for (key, bit) in [
+        ("wusr", 0o200),
+        ("rusr", 0o400),
+        ("xusr", 0o100),
+        ("wgrp", 0o020),
+        ("rgrp", 0o040),
+        ("xgrp", 0o010),
+        ("woth", 0o002),
+        ("roth", 0o004),
+        ("xoth", 0o001),
+        ("isuid", 0o4000),
+        ("isgid", 0o2000),
+    ] {
+        out.insert(key.into(), json!(perm & bit != 0));
+    }
 }
 
 /// Ansible's dict-shaped diff (`{before: {path, state, mode, ...}, after: {...}}`) as a
