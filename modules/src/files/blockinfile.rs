@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, WriteOptions};
+use super::textfile::{self, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `blockinfile`.
@@ -270,11 +270,8 @@ impl Module for BlockInFile {
 
         let file = match textfile::read(ctx, &a.path)? {
             Ok(file) => file,
-            Err(msg) => return Ok(Outcome::failed(msg)),
+            Err(failed) => return Ok(failed),
         };
-        if file.kind == Kind::Directory {
-            return Ok(Outcome::failed(format!("Path {} is a directory !", a.path)).with("rc", 256));
-        }
         let exists = file.exists();
         if !exists && !a.create {
             return Ok(Outcome::failed(format!("Path {} does not exist !", a.path)).with("rc", 257));
@@ -283,10 +280,7 @@ impl Module for BlockInFile {
             return Ok(Outcome::ok().with_msg(format!("File {} not present", a.path)));
         }
         let Some(before) = pyre::decode(&file.content) else {
-            return Ok(Outcome::failed(format!(
-                "{} mixes bytes that are not UTF-8 with characters U+10FF80..U+10FFFF; it cannot be edited safely",
-                a.path
-            )));
+            return Ok(textfile::undecodable(&a.path));
         };
 
         let block = a.block.as_deref().filter(|b| present && !b.is_empty());

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, WriteOptions};
+use super::textfile::{self, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `replace`.
@@ -171,26 +171,13 @@ impl Module for Replace {
 
         let file = match textfile::read(ctx, &a.path)? {
             Ok(file) => file,
-            Err(msg) => return Ok(Outcome::failed(msg)),
+            Err(failed) => return Ok(failed),
         };
-        match file.kind {
-            Kind::Directory => {
-                return Ok(
-                    Outcome::failed(format!("Path {} is a directory !", a.path)).with("rc", 256)
-                )
-            }
-            Kind::Missing { .. } => {
-                return Ok(
-                    Outcome::failed(format!("Path {} does not exist !", a.path)).with("rc", 257)
-                )
-            }
-            Kind::File => {}
+        if !file.exists() {
+            return Ok(Outcome::failed(format!("Path {} does not exist !", a.path)).with("rc", 257));
         }
         let Some(before) = encoding.decode(&file.content) else {
-            return Ok(Outcome::failed(format!(
-                "{} mixes bytes that are not UTF-8 with characters U+10FF80..U+10FFFF; it cannot be edited safely",
-                a.path
-            )));
+            return Ok(textfile::undecodable(&a.path));
         };
 
         let replaced = match replace_text(

@@ -16,7 +16,7 @@ use super::common::{
     Records, StatResult, Validate, WantAttrs, PRELUDE,
 };
 use crate::cmd::Script;
-use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, Map, ModuleError};
+use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, Map, ModuleError, Outcome};
 
 /// What the target has at a path, read in one exec.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,19 +74,32 @@ fn read_script(path: &str) -> Script {
     )
 }
 
-/// Why reading failed in a way the task reports (as opposed to a lost host).
-pub type ReadFailure = String;
-
-/// Read the file at `path` (one exec).
-pub fn read(ctx: &mut Ctx<'_>, path: &str) -> Result<Result<TextFile, ReadFailure>, ModuleError> {
+/// Read the file at `path` (one exec). A path that cannot be read, or is a directory, fails
+/// the task (as opposed to a lost host): `Ok(Err(outcome))`, with Ansible's message for a
+/// directory, which all three editors share.
+pub fn read(ctx: &mut Ctx<'_>, path: &str) -> Result<Result<TextFile, Outcome>, ModuleError> {
     let out = ctx.host.exec(&Cmd::script(read_script(path)))?;
     if !out.success() {
-        return Ok(Err(format!(
+        return Ok(Err(Outcome::failed(format!(
             "Unable to read {path}: {}",
             out.stderr_str().trim()
-        )));
+        ))));
     }
-    Ok(parse_read_output(&out.stdout).map_err(|why| format!("Unable to read {path}: {why}")))
+    Ok(match parse_read_output(&out.stdout) {
+        Ok(file) if file.kind == Kind::Directory => {
+            Err(Outcome::failed(format!("Path {path} is a directory !")).with("rc", 256))
+        }
+        Ok(file) => Ok(file),
+        Err(why) => Err(Outcome::failed(format!("Unable to read {path}: {why}"))),
+    })
+}
+
+/// The failure for content `pyre::decode` cannot hold as text (it could not be written back
+/// byte for byte).
+pub fn undecodable(path: &str) -> Outcome {
+    Outcome::failed(format!(
+        "{path} mixes bytes that are not UTF-8 with characters U+10FF80..U+10FFFF; it cannot be edited safely"
+    ))
 }
 
 fn parse_read_output(stdout: &[u8]) -> Result<TextFile, String> {
