@@ -18,8 +18,9 @@
 
 use serde::Deserialize;
 
+use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, Validate, WantedAttrs, WriteOptions};
+use super::textfile::{self, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `blockinfile`.
@@ -240,8 +241,14 @@ impl Module for BlockInFile {
             ));
         }
         let present = a.state.unwrap_or(State::Present) == State::Present;
-        let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
-        let validate = a.validate.as_deref().map(Validate::parse).transpose()?;
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
+        let validate = a
+            .validate
+            .as_deref()
+            .map(Validate::parse)
+            .transpose()
+            .map_err(ModuleError::Args)?;
         let marker = a
             .marker
             .as_deref()
@@ -263,11 +270,8 @@ impl Module for BlockInFile {
 
         let file = match textfile::read(ctx, &a.path)? {
             Ok(file) => file,
-            Err(msg) => return Ok(Outcome::failed(msg)),
+            Err(failed) => return Ok(failed),
         };
-        if file.kind == Kind::Directory {
-            return Ok(Outcome::failed(format!("Path {} is a directory !", a.path)).with("rc", 256));
-        }
         let exists = file.exists();
         if !exists && !a.create {
             return Ok(Outcome::failed(format!("Path {} does not exist !", a.path)).with("rc", 257));
@@ -276,10 +280,7 @@ impl Module for BlockInFile {
             return Ok(Outcome::ok().with_msg(format!("File {} not present", a.path)));
         }
         let Some(before) = pyre::decode(&file.content) else {
-            return Ok(Outcome::failed(format!(
-                "{} mixes bytes that are not UTF-8 with characters U+10FF80..U+10FFFF; it cannot be edited safely",
-                a.path
-            )));
+            return Ok(textfile::undecodable(&a.path));
         };
 
         let block = a.block.as_deref().filter(|b| present && !b.is_empty());
@@ -320,27 +321,22 @@ impl Module for BlockInFile {
             let opts = WriteOptions {
                 backup: a.backup,
                 validate: validate.as_ref(),
-                wanted: &wanted,
+                want: &want,
             };
             match textfile::write(ctx, &file, &pyre::encode(&after), &opts)? {
                 Ok(path) => backup = path,
                 Err(e) => return Ok(Outcome::failed(e)),
             }
         }
-        // Ansible stops here in check mode for a file it would create.
-        if !ctx.check || exists {
-            let changes = wanted.changes(&file.attrs, file.user.umask);
-            if changes.any() {
-                if !content_changed && !ctx.check {
-                    if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
-                        return Ok(Outcome::failed(e));
-                    }
-                }
-                msg = textfile::attrs_message(&msg, content_changed);
-                outcome.changed = true;
-                if ctx.diff {
-                    outcome.diffs.push(changes.diff(&a.path, &file.attrs));
-                }
+        let plan = match textfile::settle_attrs(ctx, &file, &want, content_changed)? {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
+        if !plan.is_empty() {
+            msg = textfile::attrs_message(&msg, content_changed);
+            outcome.changed = true;
+            if ctx.diff {
+                outcome.diffs.extend(textfile::attrs_diff(&a.path, &plan));
             }
         }
         outcome.msg = Some(msg);

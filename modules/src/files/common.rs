@@ -17,8 +17,9 @@
 //! - `__acc PATH`: the connecting user's access as three flags (`rw-`): `records.get("acc")`.
 //! - `__rest KEY`: everything printed after it is KEY's raw bytes ([`Records::rest`]); for
 //!   file contents, which may hold NULs. Use it last.
-//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~` and
-//!   record `backup=THAT`; fails (status 1) if the copy fails.
+//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~`,
+//!   recording `backup=THAT` first (so a failure can name it, see [`backup_failure_msg`]);
+//!   fails (status 1) if the copy fails.
 //! - `__fail WHAT`: record `fail=WHAT` and exit 1 (the failed command's stderr stays in stderr).
 //! - `__tilde PATH`: sets `__o` to PATH with a leading `~` made `$HOME` (Ansible expands
 //!   `path` arguments on the target): `__tilde "$p"; p=$__o`.
@@ -40,8 +41,13 @@
 //! is the plan for a path about to be created; [`mkdirs_script`] creates missing parents
 //! with it.
 //!
+//! ## Validation
+//! [`Validate::parse`] reads a `validate` command once; [`Validate::argv`] gives its words
+//! for the candidate file, to run without a shell.
+//!
 //! ## Results and diffs
-//! [`path_info`] (Ansible's `uid gid owner group mode state size` keys), [`state_diff`]
+//! [`path_info`] (Ansible's `uid gid owner group mode state size` keys), [`stat_keys`] and
+//! [`perm_flag_keys`] (what `stat` and `find` report of a file), [`state_diff`]
 //! (Ansible's `{before: {path, state, ...}, after: {...}}` diff as a [`FileDiff`]),
 //! [`sha1_hex`], [`py_repr`] (Python's `repr` of a string, for messages), [`normpath`],
 //! [`parent_dir`], [`basename`], [`join_path`].
@@ -83,7 +89,7 @@ __stL() { if __o=$(stat -L -c "$__SF" -- "$1" 2>&1); then printf 'ok %s' "$__o";
 __sum() { if [ -f "$2" ] && [ -r "$2" ]; then "$1" < "$2" 2>/dev/null | { read -r __s __r && printf '%s' "$__s"; }; fi; }
 __acc() { __a=; if [ -r "$1" ]; then __a=r; else __a=-; fi; if [ -w "$1" ]; then __a=${__a}w; else __a=$__a-; fi; if [ -x "$1" ]; then __a=${__a}x; else __a=$__a-; fi; printf '%s' "$__a"; }
 __rest() { printf '~%s\0' "$1"; }
-__backup() { __b="$1.$$.$(date +%Y-%m-%d@%H:%M:%S~)" && cp -p -- "$1" "$__b" && __kv backup "$__b"; }
+__backup() { __b="$1.$$.$(date +%Y-%m-%d@%H:%M:%S~)" && __kv backup "$__b" && cp -p -- "$1" "$__b"; }
 __fail() { __kv fail "$1"; exit 1; }
 __tilde() { case $1 in '~'|'~/'*) __o=$HOME${1#'~'};; *) __o=$1;; esac; }
 __tree() {
@@ -163,7 +169,7 @@ impl Records {
 }
 
 /// What a path is, from the file type bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FileKind {
     File,
     Directory,
@@ -172,6 +178,7 @@ pub enum FileKind {
     Socket,
     CharDevice,
     BlockDevice,
+    #[default]
     Unknown,
 }
 
@@ -203,8 +210,9 @@ impl FileKind {
     }
 }
 
-/// One `stat` of a path on the target.
-#[derive(Debug, Clone, PartialEq)]
+/// One `stat` of a path on the target (`Default`: zeros, for building the stat a path
+/// about to be created will have).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PathStat {
     pub kind: FileKind,
     /// Permission bits including setuid/setgid/sticky (`& 0o7777`).
@@ -658,6 +666,21 @@ pub struct WantAttrs {
 }
 
 impl WantAttrs {
+    /// The task's `mode`, `owner` and `group`; an empty owner or group asks for nothing.
+    /// A `mode` that cannot be read fails with Ansible's message.
+    pub fn parse(
+        mode: Option<&Value>,
+        owner: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<WantAttrs, String> {
+        let name = |n: Option<&str>| n.filter(|n| !n.is_empty()).map(str::to_string);
+        Ok(WantAttrs {
+            mode: ModeSpec::parse(mode)?,
+            owner: name(owner),
+            group: name(group),
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.mode.is_none() && self.owner.is_none() && self.group.is_none()
     }
@@ -743,53 +766,36 @@ impl AttrPlan {
     /// Shell commands applying the plan to `path` (needs [`PRELUDE`]); a failing step calls
     /// `__fail chown|chgrp|chmod`. Links are changed themselves (`-h`), never their targets.
     pub fn script(&self, path: &str) -> Script {
-        let mut s = Script::new();
-        if let Some((_, owner)) = &self.owner {
-            s = s
-                .raw("chown -h --")
-                .arg(owner)
-                .arg(path)
-                .raw("|| __fail chown\n");
-        }
-        if let Some((_, group)) = &self.group {
-            s = s
-                .raw("chgrp -h --")
-                .arg(group)
-                .arg(path)
-                .raw("|| __fail chgrp\n");
-        }
-        if let Some((_, bits)) = &self.mode {
-            s = s
-                .raw("chmod --")
-                .arg(format!("{bits:o}"))
-                .arg(path)
-                .raw("|| __fail chmod\n");
-        }
-        s
+        self.steps(&Script::new().arg(path))
     }
 
     /// Like [`AttrPlan::script`], for a path held in a shell variable (`"\"$c\""`) in a loop.
     pub fn script_raw(&self, path_expr: &'static str) -> Script {
+        self.steps(&Script::new().raw(path_expr))
+    }
+
+    /// The commands, with `path` the (quoted) path argument.
+    fn steps(&self, path: &Script) -> Script {
         let mut s = Script::new();
         if let Some((_, owner)) = &self.owner {
             s = s
                 .raw("chown -h --")
                 .arg(owner)
-                .raw(path_expr)
+                .then(path.clone())
                 .raw("|| __fail chown\n");
         }
         if let Some((_, group)) = &self.group {
             s = s
                 .raw("chgrp -h --")
                 .arg(group)
-                .raw(path_expr)
+                .then(path.clone())
                 .raw("|| __fail chgrp\n");
         }
         if let Some((_, bits)) = &self.mode {
             s = s
                 .raw("chmod --")
                 .arg(format!("{bits:o}"))
-                .raw(path_expr)
+                .then(path.clone())
                 .raw("|| __fail chmod\n");
         }
         s
@@ -838,10 +844,56 @@ pub fn attr_failure_msg(what: &str, want: &WantAttrs, stderr: &str) -> String {
     }
 }
 
+/// Ansible's message for a failed `__backup PATH || __fail backup` of `path`.
+pub fn backup_failure_msg(path: &str, records: &Records, stderr: &str) -> String {
+    format!(
+        "Could not make backup of {} to {}: {}",
+        py_repr(path),
+        py_repr(records.get("backup").unwrap_or_default()),
+        last_reason(stderr)
+    )
+}
+
 /// The reason part of a tool message (`chmod: changing permissions of 'x': Operation not permitted`).
 pub fn last_reason(stderr: &str) -> &str {
     let line = stderr.lines().last().unwrap_or_default();
     line.rsplit(": ").next().unwrap_or(line)
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+
+/// A `validate` command (copy and the text editors): split into words on the controller
+/// and run without a shell, so the candidate's path stays one argument whatever it holds.
+/// In each word `%s` becomes the candidate and `%%` a `%` (Python's `validate % path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validate {
+    words: Vec<String>,
+}
+
+impl Validate {
+    /// Ansible's refusal of a command without `%s`, or one that does not split.
+    pub fn parse(validate: &str) -> Result<Validate, String> {
+        if !validate.contains("%s") {
+            return Err(format!("validate must contain %s: {validate}"));
+        }
+        let words = shlex::split(validate)
+            .ok_or_else(|| format!("validate is not a valid command line: {validate}"))?;
+        Ok(Validate { words })
+    }
+
+    /// The command's words for the candidate file at `path`.
+    pub fn argv(&self, path: &str) -> Vec<String> {
+        self.words
+            .iter()
+            .map(|w| {
+                w.split("%%")
+                    .map(|part| part.replace("%s", path))
+                    .collect::<Vec<_>>()
+                    .join("%")
+            })
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -858,6 +910,49 @@ pub fn path_info(st: &PathStat) -> Map {
     m.insert("state".into(), json!(st.ansible_state()));
     m.insert("size".into(), json!(st.size));
     m
+}
+
+/// The keys Ansible's `stat` and `find` both report from a stat, in their order, up to the
+/// times: `mode isdir ischr isblk isreg isfifo islnk issock uid gid size inode dev nlink
+/// atime mtime ctime`.
+pub fn stat_keys(st: &PathStat, out: &mut Map) {
+    let kind = |k: FileKind| json!(st.kind == k);
+    out.insert("mode".into(), json!(stat_mode_str(st.perm)));
+    out.insert("isdir".into(), kind(FileKind::Directory));
+    out.insert("ischr".into(), kind(FileKind::CharDevice));
+    out.insert("isblk".into(), kind(FileKind::BlockDevice));
+    out.insert("isreg".into(), kind(FileKind::File));
+    out.insert("isfifo".into(), kind(FileKind::Fifo));
+    out.insert("islnk".into(), kind(FileKind::Link));
+    out.insert("issock".into(), kind(FileKind::Socket));
+    out.insert("uid".into(), json!(st.uid));
+    out.insert("gid".into(), json!(st.gid));
+    out.insert("size".into(), json!(st.size));
+    out.insert("inode".into(), json!(st.inode));
+    out.insert("dev".into(), json!(st.dev));
+    out.insert("nlink".into(), json!(st.nlink));
+    out.insert("atime".into(), json!(st.atime));
+    out.insert("mtime".into(), json!(st.mtime));
+    out.insert("ctime".into(), json!(st.ctime));
+}
+
+/// The permission flags `stat` and `find` report (`wusr rusr xusr ... isuid isgid`), in order.
+pub fn perm_flag_keys(perm: u32, out: &mut Map) {
+    for (key, bit) in [
+        ("wusr", 0o200),
+        ("rusr", 0o400),
+        ("xusr", 0o100),
+        ("wgrp", 0o020),
+        ("rgrp", 0o040),
+        ("xgrp", 0o010),
+        ("woth", 0o002),
+        ("roth", 0o004),
+        ("xoth", 0o001),
+        ("isuid", 0o4000),
+        ("isgid", 0o2000),
+    ] {
+        out.insert(key.into(), json!(perm & bit != 0));
+    }
 }
 
 /// Ansible's dict-shaped diff (`{before: {path, state, mode, ...}, after: {...}}`) as a
@@ -1000,6 +1095,26 @@ mod tests {
             Err(INVALID_MODE.to_string())
         );
         assert_eq!(ModeSpec::parse(Some(&json!(true))), Err(BAD_MODE.into()));
+        assert_eq!(bits("755", 0, false), 0o755);
+        assert_eq!(bits("0o600", 0, false), 0o600);
+        assert_eq!(
+            ModeSpec::parse(Some(&json!("u=rw,g=r"))),
+            Ok(Some(ModeSpec::Symbolic("u=rw,g=r".into())))
+        );
+        assert_eq!(ModeSpec::parse(Some(&json!("rwx"))), Err(BAD_MODE.into()));
+        assert_eq!(ModeSpec::parse(Some(&json!("z=r"))), Err(BAD_MODE.into()));
+        assert_eq!(ModeSpec::parse(Some(&json!("u=q"))), Err(BAD_MODE.into()));
+        assert_eq!(
+            ModeSpec::parse(Some(&json!(0o17777))),
+            Err(INVALID_MODE.into())
+        );
+        // Python's int(s, 8) and Ansible's symbolic rules (checked with ansible-core 2.19):
+        // `0O`, underscores and surrounding blanks are octal; a clause without an operator
+        // changes nothing.
+        assert_eq!(bits("0O600", 0, false), 0o600);
+        assert_eq!(bits("6_44", 0, false), 0o644);
+        assert_eq!(bits(" 0640 ", 0, false), 0o640);
+        assert_eq!(bits("u", 0o640, false), 0o640);
     }
 
     #[test]
@@ -1015,6 +1130,14 @@ mod tests {
         assert_eq!(bits("o=", 0o1777, true), 0o770);
         // Empty users honour the umask (022 here): +w only adds the owner's bit.
         assert_eq!(bits("+w", 0o444, false), 0o644);
+        assert_eq!(bits("u+x", 0o644, false), 0o744);
+        assert_eq!(bits("a-w", 0o664, false), 0o444);
+        assert_eq!(bits("go=", 0o755, false), 0o700);
+        // X counts only for a file that already has an x bit.
+        assert_eq!(bits("a+X", 0o644, false), 0o644);
+        assert_eq!(bits("a+X", 0o744, false), 0o755);
+        assert_eq!(bits("u+s,o+t", 0o755, false), 0o5755);
+        assert_eq!(bits("u=rwx-x", 0o000, false), 0o600);
     }
 
     #[test]
@@ -1056,6 +1179,7 @@ mod tests {
         assert_eq!(parent_dir("/a"), "/");
         assert_eq!(parent_dir("a"), "");
         assert_eq!(parent_dir("a/b/"), "a/b");
+        assert_eq!(parent_dir("a/b"), "a");
         assert_eq!(basename("/a/b"), "b");
         assert_eq!(join_path("/a", "/b"), "/b");
         assert_eq!(join_path("/a/", "b"), "/a/b");
@@ -1082,6 +1206,20 @@ mod tests {
             "{\n    \"path\": \"/x\",\n    \"state\": \"absent\"\n}\n"
         );
         assert!(state_diff(&b, &b).is_none());
+    }
+
+    #[test]
+    fn validate_words_keep_paths_whole() {
+        let argv = |v: &str, p: &str| Validate::parse(v).expect("valid").argv(p);
+        assert_eq!(
+            argv("visudo -cf %s", "/etc/a b"),
+            vec!["visudo", "-cf", "/etc/a b"]
+        );
+        assert_eq!(argv("printf '%%s:%s'", "/p"), vec!["printf", "%s:/p"]);
+        assert_eq!(
+            Validate::parse("true"),
+            Err("validate must contain %s: true".to_string())
+        );
     }
 
     #[test]
@@ -1185,6 +1323,10 @@ mod tests {
         assert_eq!(
             plan.script("/a b").as_str(),
             "chmod -- 600 '/a b' || __fail chmod\n"
+        );
+        assert_eq!(
+            plan.script_raw("\"$c\"").as_str(),
+            "chmod -- 600 \"$c\" || __fail chmod\n"
         );
         assert_eq!(
             attr_failure_msg(

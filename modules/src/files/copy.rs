@@ -23,8 +23,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::common::{
-    attr_failure_msg, basename, join_path, last_reason, mkdirs_script, path_info, sha1_hex,
-    state_diff, AttrPlan, FileKind, ModeSpec, PathStat, Records, StatResult, WantAttrs, PRELUDE,
+    attr_failure_msg, backup_failure_msg, basename, join_path, last_reason, mkdirs_script,
+    path_info, sha1_hex, state_diff, AttrPlan, FileKind, ModeSpec, PathStat, Records, StatResult,
+    Validate, WantAttrs, PRELUDE,
 };
 use crate::diff::file_diff;
 use crate::{
@@ -97,21 +98,15 @@ impl Module for Copy {
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: CopyArgs = args::parse("copy", args)?;
         let preserve = matches!(&a.mode, Some(Value::String(m)) if m == "preserve");
-        let want = WantAttrs {
-            mode: if preserve {
-                None
-            } else {
-                ModeSpec::parse(a.mode.as_ref()).map_err(ModuleError::Args)?
-            },
-            owner: a.owner.clone().filter(|o| !o.is_empty()),
-            group: a.group.clone().filter(|g| !g.is_empty()),
-        };
+        let mode = if preserve { None } else { a.mode.as_ref() };
+        let want = WantAttrs::parse(mode, a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
         let directory_mode =
             ModeSpec::parse(a.directory_mode.as_ref()).map_err(ModuleError::Args)?;
 
         // `%s` stands for the temporary file, whose name is only known later.
-        let validate = match a.validate.as_deref().map(|v| validate_argv(v, TEMP_MARK)) {
-            Some(Ok(argv)) => Some(argv),
+        let validate = match a.validate.as_deref().map(Validate::parse) {
+            Some(Ok(validate)) => Some(validate),
             Some(Err(msg)) => return Ok(Outcome::failed(msg)),
             None => None,
         };
@@ -331,8 +326,6 @@ impl Module for Copy {
         }
 
         let tmp = join_path(&parent, &temp_name());
-        let validate: Option<Vec<String>> =
-            validate.map(|argv| argv.iter().map(|w| w.replace(TEMP_MARK, &tmp)).collect());
         if let Source::Bytes(data) = &source {
             let attrs = FileAttrs {
                 mode,
@@ -371,10 +364,10 @@ impl Module for Copy {
             mode: None,
         };
         script = script.then(ownership.script(&tmp));
-        if let Some(argv) = &validate {
+        if let Some(validate) = &validate {
             script = script
                 .raw("__vo=$(")
-                .cmd(argv)
+                .cmd(&validate.argv(&tmp))
                 .raw(")\n__vr=$?; if [ \"$__vr\" -ne 0 ]; then __kv vrc \"$__vr\"; __kv vout \"$__vo\"; exit 1; fi\n");
         }
         if a.backup {
@@ -399,12 +392,7 @@ impl Module for Copy {
         if let Some(what) = r.get("fail") {
             let stderr = out.stderr_str();
             let msg = match what {
-                "backup" => format!(
-                    "Could not make backup of {} to {}: {}",
-                    super::common::py_repr(&dest),
-                    super::common::py_repr(r.get("backup").unwrap_or_default()),
-                    last_reason(&stderr)
-                ),
+                "backup" => backup_failure_msg(&dest, &r, &stderr),
                 "mv" | "cp" => format!(
                     "Failed to copy {} to {}: {}",
                     super::common::py_repr(result_src.as_deref().unwrap_or(&tmp)),
@@ -430,10 +418,6 @@ impl Module for Copy {
         Ok(outcome)
     }
 }
-
-/// Placeholder for the temporary path in a parsed `validate` command (NUL cannot occur in
-/// arguments, so it cannot clash with the user's text).
-const TEMP_MARK: &str = "\u{0}tmp\u{0}";
 
 /// Ansible's message for content (no file name) aimed at a directory.
 const CONTENT_TO_DIR: &str = "can not use content with a dir as dest";
@@ -530,25 +514,6 @@ fn temp_name() -> String {
     format!(".play-tmp-{}-{nanos}", std::process::id())
 }
 
-/// The `validate` command as words, `%s` replaced by `path` and `%%` by `%` in each word
-/// (Python's `validate % path`), run without a shell as Ansible's `run_command` does.
-fn validate_argv(validate: &str, path: &str) -> Result<Vec<String>, String> {
-    if !validate.contains("%s") {
-        return Err(format!("validate must contain %s: {validate}"));
-    }
-    let words = shlex::split(validate)
-        .ok_or_else(|| format!("validate is not a valid command line: {validate}"))?;
-    Ok(words
-        .iter()
-        .map(|w| {
-            w.split("%%")
-                .map(|part| part.replace("%s", path))
-                .collect::<Vec<_>>()
-                .join("%")
-        })
-        .collect())
-}
-
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
@@ -603,25 +568,14 @@ fn attrs_only(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit::{self, run_on, CountingHost};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::path::Path;
 
     const HOSTILE: &str = "a 'b' \"c\" $(x) `y`\nz";
 
     fn run_with(args: Value, check: bool, diff: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        Copy.run(&mut ctx, &map)
+        testkit::run(&Copy, args, check, diff)
     }
 
     fn run(args: Value) -> Outcome {
@@ -929,59 +883,13 @@ mod tests {
         assert_eq!(content_bytes(&json!(42)), b"42");
     }
 
-    #[test]
-    fn validate_words_keep_paths_whole() {
-        assert_eq!(
-            validate_argv("visudo -cf %s", "/etc/a b").expect("valid"),
-            vec!["visudo", "-cf", "/etc/a b"]
-        );
-        assert_eq!(
-            validate_argv("printf '%%s:%s'", "/p").expect("valid"),
-            vec!["printf", "%s:/p"]
-        );
-    }
-
-    /// Counts round trips to check the module's promises (one exec when converged).
-    struct Counting {
-        inner: LocalHost,
-        execs: usize,
-        puts: usize,
-    }
-
-    impl crate::Host for Counting {
-        fn name(&self) -> &str {
-            "counting"
-        }
-        fn exec(&mut self, cmd: &Cmd) -> Result<crate::Output, HostError> {
-            self.execs += 1;
-            self.inner.exec(cmd)
-        }
-        fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError> {
-            self.puts += 1;
-            self.inner.put(data, dest, attrs)
-        }
-        fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError> {
-            self.inner.get(path)
-        }
-    }
-
+    /// (execs, puts) of one run, to check the module's promises (one exec when converged).
     fn round_trips(args: &Value) -> (usize, usize) {
-        let mut host = Counting {
-            inner: LocalHost::new("localhost"),
-            execs: 0,
-            puts: 0,
-        };
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check: false,
-            diff: true,
-            facts: &facts,
-        };
+        let mut host = CountingHost::new();
         let Value::Object(map) = args else {
             panic!("args must be an object")
         };
-        Copy.run(&mut ctx, map).expect("runs");
+        run_on(&mut host, &Copy, map, false, true).expect("runs");
         (host.execs, host.puts)
     }
 

@@ -96,11 +96,8 @@ impl Module for File {
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         let a: FileArgs = args::parse("file", args)?;
-        let want = WantAttrs {
-            mode: ModeSpec::parse(a.mode.as_ref()).map_err(ModuleError::Args)?,
-            owner: a.owner.clone().filter(|o| !o.is_empty()),
-            group: a.group.clone().filter(|g| !g.is_empty()),
-        };
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
         // Ansible defaults missing times to "preserve", or "now" for touch.
         let default_time = |given: &Option<String>| match (given, a.state) {
             (Some(t), _) => Some(t.clone()),
@@ -1192,6 +1189,7 @@ fn temp_beside(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::testkit;
     use crate::local::LocalHost;
     use crate::Host;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -1200,18 +1198,7 @@ mod tests {
     const HOSTILE: &str = "a 'b' \"c\" $(x) `y`\nz";
 
     fn run_with(args: Value, check: bool, diff: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        File.run(&mut ctx, &map)
+        testkit::run(&File, args, check, diff)
     }
 
     fn run(args: Value) -> Outcome {

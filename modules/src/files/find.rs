@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::common::{
-    basename, normpath, py_repr, stat_mode_str, tree_entries, ChecksumAlgo, FileKind, ModeSpec,
-    PathStat, Records, PRELUDE,
+    basename, normpath, perm_flag_keys, py_repr, stat_keys, tree_entries, ChecksumAlgo, FileKind,
+    ModeSpec, PathStat, Records, PRELUDE,
 };
 use crate::{args, Cmd, Ctx, Map, Module, ModuleError, Outcome, Script, Value};
 
@@ -573,26 +573,9 @@ fn content_matches(re: &fancy_regex::Regex, text: &str, whole: bool) -> bool {
 
 /// Ansible's `statinfo` for one file, plus its path.
 fn file_info(path: &str, st: &PathStat) -> Map {
-    let m = st.perm;
     let mut f = Map::new();
     f.insert("path".into(), json!(path));
-    f.insert("mode".into(), json!(stat_mode_str(m)));
-    f.insert("isdir".into(), json!(st.kind == FileKind::Directory));
-    f.insert("ischr".into(), json!(st.kind == FileKind::CharDevice));
-    f.insert("isblk".into(), json!(st.kind == FileKind::BlockDevice));
-    f.insert("isreg".into(), json!(st.kind == FileKind::File));
-    f.insert("isfifo".into(), json!(st.kind == FileKind::Fifo));
-    f.insert("islnk".into(), json!(st.kind == FileKind::Link));
-    f.insert("issock".into(), json!(st.kind == FileKind::Socket));
-    f.insert("uid".into(), json!(st.uid));
-    f.insert("gid".into(), json!(st.gid));
-    f.insert("size".into(), json!(st.size));
-    f.insert("inode".into(), json!(st.inode));
-    f.insert("dev".into(), json!(st.dev));
-    f.insert("nlink".into(), json!(st.nlink));
-    f.insert("atime".into(), json!(st.atime));
-    f.insert("mtime".into(), json!(st.mtime));
-    f.insert("ctime".into(), json!(st.ctime));
+    stat_keys(st, &mut f);
     f.insert(
         "gr_name".into(),
         json!(st.group.clone().unwrap_or_default()),
@@ -601,45 +584,20 @@ fn file_info(path: &str, st: &PathStat) -> Map {
         "pw_name".into(),
         json!(st.owner.clone().unwrap_or_default()),
     );
-    for (key, bit) in [
-        ("wusr", 0o200),
-        ("rusr", 0o400),
-        ("xusr", 0o100),
-        ("wgrp", 0o020),
-        ("rgrp", 0o040),
-        ("xgrp", 0o010),
-        ("woth", 0o002),
-        ("roth", 0o004),
-        ("xoth", 0o001),
-        ("isuid", 0o4000),
-        ("isgid", 0o2000),
-    ] {
-        f.insert(key.into(), json!(m & bit != 0));
-    }
+    perm_flag_keys(st.perm, &mut f);
     f
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit;
     use std::path::Path;
 
     const HOSTILE: &str = "a 'b' \"c\" $(x) `y`\nz.txt";
 
     fn run_with(args: Value, check: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff: false,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        Find.run(&mut ctx, &map)
+        testkit::run(&Find, args, check, false)
     }
 
     fn run(args: Value) -> Outcome {

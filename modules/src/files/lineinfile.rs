@@ -14,8 +14,9 @@
 
 use serde::Deserialize;
 
+use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, Validate, WantedAttrs, WriteOptions};
+use super::textfile::{self, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `lineinfile`.
@@ -316,8 +317,14 @@ impl Module for LineInFile {
         ])?;
         let state = a.state.unwrap_or(State::Present);
         let backrefs = a.backrefs.unwrap_or(false);
-        let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
-        let validate = a.validate.as_deref().map(Validate::parse).transpose()?;
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
+        let validate = a
+            .validate
+            .as_deref()
+            .map(Validate::parse)
+            .transpose()
+            .map_err(ModuleError::Args)?;
 
         let mut warnings = Vec::new();
         if a.regexp.as_deref() == Some("") || a.search_string.as_deref() == Some("") {
@@ -365,11 +372,8 @@ impl Module for LineInFile {
 
         let file = match textfile::read(ctx, &a.path)? {
             Ok(file) => file,
-            Err(msg) => return Ok(Outcome::failed(msg)),
+            Err(failed) => return Ok(failed),
         };
-        if file.kind == Kind::Directory {
-            return Ok(Outcome::failed(format!("Path {} is a directory !", a.path)).with("rc", 256));
-        }
         let exists = file.exists();
         if !exists {
             match state {
@@ -384,10 +388,7 @@ impl Module for LineInFile {
             }
         }
         let Some(before) = pyre::decode(&file.content) else {
-            return Ok(Outcome::failed(format!(
-                "{} mixes bytes that are not UTF-8 with characters U+10FF80..U+10FFFF; it cannot be edited safely",
-                a.path
-            )));
+            return Ok(textfile::undecodable(&a.path));
         };
 
         let (after, mut msg, found) = match state {
@@ -441,27 +442,22 @@ impl Module for LineInFile {
             let opts = WriteOptions {
                 backup: a.backup,
                 validate: validate.as_ref(),
-                wanted: &wanted,
+                want: &want,
             };
             match textfile::write(ctx, &file, &pyre::encode(&after), &opts)? {
                 Ok(path) => backup = path.unwrap_or_default(),
                 Err(e) => return Ok(Outcome::failed(e)),
             }
         }
-        // Ansible stops here in check mode for a file it would create.
-        if !ctx.check || exists {
-            let changes = wanted.changes(&file.attrs, file.user.umask);
-            if changes.any() {
-                if !content_changed && !ctx.check {
-                    if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
-                        return Ok(Outcome::failed(e));
-                    }
-                }
-                msg = textfile::attrs_message(&msg, content_changed);
-                outcome.changed = true;
-                if ctx.diff {
-                    outcome.diffs.push(changes.diff(&a.path, &file.attrs));
-                }
+        let plan = match textfile::settle_attrs(ctx, &file, &want, content_changed)? {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
+        if !plan.is_empty() {
+            msg = textfile::attrs_message(&msg, content_changed);
+            outcome.changed = true;
+            if ctx.diff {
+                outcome.diffs.extend(textfile::attrs_diff(&a.path, &plan));
             }
         }
         outcome.msg = Some(msg);
@@ -738,6 +734,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_owner_fails_with_ansibles_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "a", "owner": "no such user"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.failed);
+        assert_eq!(
+            out.msg.as_deref(),
+            Some("chown failed: failed to look up user no such user")
+        );
+    }
+
+    #[test]
     fn backup_keeps_the_old_content() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
@@ -775,6 +792,31 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_backup_fails_with_ansibles_message() {
+        // A name so long that the backup's (name.PID.date~) is too long for the filesystem.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x".repeat(240));
+        std::fs::write(&path, "old\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "new", "backup": true}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.failed);
+        let msg = out.msg.unwrap_or_default();
+        assert!(
+            msg.starts_with(&format!("Could not make backup of '{p}' to '{p}."))
+                && msg.ends_with("~': File name too long"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old\n");
+    }
+
+    #[test]
     fn validate_runs_on_the_new_content_before_it_replaces_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
@@ -804,6 +846,25 @@ mod tests {
         .expect("runs");
         assert!(accepted.changed && !accepted.failed, "{accepted:?}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "a\ngood\n");
+    }
+
+    #[test]
+    fn validate_percent_signs_follow_python_formatting() {
+        // Ansible runs `validate % tmpfile`: `%%` is a literal `%` (checked with 2.19).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a\n").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let out = run(
+            &LineInFile,
+            p,
+            r#"{"line": "100%", "validate": "grep -q 100%% %s"}"#,
+            false,
+            false,
+        )
+        .expect("runs");
+        assert!(out.changed && !out.failed, "{out:?}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a\n100%\n");
     }
 
     #[test]

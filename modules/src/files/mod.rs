@@ -11,4 +11,6 @@ pub mod replace;
 pub mod slurp;
 pub mod stat;
 pub mod tempfile;
+#[cfg(test)]
+mod testkit;
 pub mod textfile;

@@ -8,8 +8,9 @@
 
 use serde::Deserialize;
 
+use super::common::{Validate, WantAttrs};
 use super::pyre;
-use super::textfile::{self, Kind, Validate, WantedAttrs, WriteOptions};
+use super::textfile::{self, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
 
 /// `replace`.
@@ -158,32 +159,25 @@ impl Module for Replace {
 
     fn run(&self, ctx: &mut Ctx<'_>, raw_args: &Map) -> Result<Outcome, ModuleError> {
         let a: ReplaceArgs = args::parse("replace", raw_args)?;
-        let wanted = WantedAttrs::parse(a.mode.as_ref(), a.owner.clone(), a.group.clone())?;
-        let validate = a.validate.as_deref().map(Validate::parse).transpose()?;
+        let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
+            .map_err(ModuleError::Args)?;
+        let validate = a
+            .validate
+            .as_deref()
+            .map(Validate::parse)
+            .transpose()
+            .map_err(ModuleError::Args)?;
         let encoding = Encoding::parse(a.encoding.as_deref())?;
 
         let file = match textfile::read(ctx, &a.path)? {
             Ok(file) => file,
-            Err(msg) => return Ok(Outcome::failed(msg)),
+            Err(failed) => return Ok(failed),
         };
-        match file.kind {
-            Kind::Directory => {
-                return Ok(
-                    Outcome::failed(format!("Path {} is a directory !", a.path)).with("rc", 256)
-                )
-            }
-            Kind::Missing { .. } => {
-                return Ok(
-                    Outcome::failed(format!("Path {} does not exist !", a.path)).with("rc", 257)
-                )
-            }
-            Kind::File => {}
+        if !file.exists() {
+            return Ok(Outcome::failed(format!("Path {} does not exist !", a.path)).with("rc", 257));
         }
         let Some(before) = encoding.decode(&file.content) else {
-            return Ok(Outcome::failed(format!(
-                "{} mixes bytes that are not UTF-8 with characters U+10FF80..U+10FFFF; it cannot be edited safely",
-                a.path
-            )));
+            return Ok(textfile::undecodable(&a.path));
         };
 
         let replaced = match replace_text(
@@ -226,7 +220,7 @@ impl Module for Replace {
             let opts = WriteOptions {
                 backup: a.backup,
                 validate: validate.as_ref(),
-                wanted: &wanted,
+                want: &want,
             };
             match textfile::write(ctx, &file, &bytes, &opts)? {
                 Ok(Some(backup)) => outcome = outcome.with("backup_file", backup),
@@ -234,13 +228,12 @@ impl Module for Replace {
                 Err(e) => return Ok(Outcome::failed(e)),
             }
         }
-        let changes = wanted.changes(&file.attrs, file.user.umask);
-        if changes.any() {
-            if !content_changed && !ctx.check {
-                if let Err(e) = textfile::apply_attrs(ctx, &file.real_path, &changes)? {
-                    return Ok(Outcome::failed(e));
-                }
-            }
+        // replace.py reports attribute changes without a diff.
+        let plan = match textfile::settle_attrs(ctx, &file, &want, content_changed)? {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
+        if !plan.is_empty() {
             msg = textfile::attrs_message(&msg, content_changed);
             outcome.changed = true;
         }

@@ -61,23 +61,12 @@ impl Module for Slurp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit;
     use crate::Value;
     use serde_json::json;
 
     fn run(args: Value, check: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff: false,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        Slurp.run(&mut ctx, &map)
+        testkit::run(&Slurp, args, check, false)
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::common::{stat_mode_str, ChecksumAlgo, FileKind, Records, StatResult, PRELUDE};
+use super::common::{
+    perm_flag_keys, stat_keys, ChecksumAlgo, FileKind, Records, StatResult, PRELUDE,
+};
 use crate::{args, Cmd, Ctx, Map, Module, ModuleError, Outcome, Script};
 
 /// `stat`.
@@ -76,46 +78,14 @@ impl Module for Stat {
             StatResult::Error(msg) => return Ok(Outcome::failed(msg)),
         };
 
-        let m = st.perm;
-        let flag = |bit: u32| m & bit != 0;
         let mut s = Map::new();
+        s.insert("exists".into(), json!(true));
+        s.insert("path".into(), json!(a.path));
+        stat_keys(&st, &mut s);
+        perm_flag_keys(st.perm, &mut s);
         let mut put = |k: &str, v: serde_json::Value| {
             s.insert(k.to_string(), v);
         };
-        put("exists", json!(true));
-        put("path", json!(a.path));
-        put("mode", json!(stat_mode_str(m)));
-        put("isdir", json!(st.kind == FileKind::Directory));
-        put("ischr", json!(st.kind == FileKind::CharDevice));
-        put("isblk", json!(st.kind == FileKind::BlockDevice));
-        put("isreg", json!(st.kind == FileKind::File));
-        put("isfifo", json!(st.kind == FileKind::Fifo));
-        put("islnk", json!(st.kind == FileKind::Link));
-        put("issock", json!(st.kind == FileKind::Socket));
-        put("uid", json!(st.uid));
-        put("gid", json!(st.gid));
-        put("size", json!(st.size));
-        put("inode", json!(st.inode));
-        put("dev", json!(st.dev));
-        put("nlink", json!(st.nlink));
-        put("atime", json!(st.atime));
-        put("mtime", json!(st.mtime));
-        put("ctime", json!(st.ctime));
-        for (key, bit) in [
-            ("wusr", 0o200),
-            ("rusr", 0o400),
-            ("xusr", 0o100),
-            ("wgrp", 0o020),
-            ("rgrp", 0o040),
-            ("xgrp", 0o010),
-            ("woth", 0o002),
-            ("roth", 0o004),
-            ("xoth", 0o001),
-            ("isuid", 0o4000),
-            ("isgid", 0o2000),
-        ] {
-            put(key, json!(flag(bit)));
-        }
         if let Some(blocks) = st.blocks {
             put("blocks", json!(blocks));
         }
@@ -152,22 +122,11 @@ impl Module for Stat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit;
     use crate::Value;
 
     fn run(args: Value, check: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff: true,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        Stat.run(&mut ctx, &map)
+        testkit::run(&Stat, args, check, true)
     }
 
     fn stat_of(outcome: &Outcome) -> &Map {

@@ -124,23 +124,12 @@ fn errno_of(reason: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::LocalHost;
+    use crate::files::testkit;
     use crate::Value;
     use serde_json::json;
 
     fn run(args: Value, check: bool) -> Result<Outcome, ModuleError> {
-        let mut host = LocalHost::new("localhost");
-        let facts = Map::new();
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff: false,
-            facts: &facts,
-        };
-        let Value::Object(map) = args else {
-            panic!("args must be an object")
-        };
-        TempFile.run(&mut ctx, &map)
+        testkit::run(&TempFile, args, check, false)
     }
 
     fn entries(dir: &std::path::Path) -> usize {

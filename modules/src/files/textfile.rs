@@ -1,28 +1,34 @@
 //! Reading and rewriting one text file on the target for lineinfile, blockinfile and replace:
-//! its state, mode, ownership and content in one exec; `mode`/`owner`/`group` arguments;
-//! backup, validation and the atomic write.
-//!
-//! Written to be swapped for the shared `files::common` helpers later: nothing in here knows
-//! which module uses it.
+//! what is particular to editing text. The state and the raw content (bytes that are not
+//! UTF-8 kept) in one exec, the `(content)` and `(file attributes)` diffs, and
+//! validate-then-write through `Host::put`. Modes, owner/group plans, backups and stat
+//! parsing are `files::common`'s; nothing in here knows which module uses it.
 //!
 //! Round trips: `read` is one exec. `write` is one `Host::put`, preceded by one exec only
 //! when something must happen first (a backup, missing parent directories, validation —
 //! which also puts the candidate into /tmp first). `apply_attrs` is one exec.
 //! Mode, owner and group are applied to the resolved path (through symlinks).
+//! Deliberate difference: the attributes diff shows owners/groups as `common` plans them
+//! (the old name, the asked name or id); Ansible shows numeric ids on both sides.
 
+use super::common::{
+    attr_failure_msg, backup_failure_msg, parent_dir, state_diff, AttrPlan, FileKind, PathStat,
+    Records, StatResult, Validate, WantAttrs, PRELUDE,
+};
 use crate::cmd::Script;
-use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, ModuleError, Value};
+use crate::{Cmd, Ctx, FileAttrs, FileDiff, HostError, Map, ModuleError, Outcome};
 
 /// What the target has at a path, read in one exec.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TextFile {
     /// The path with a leading `~` expanded on the target (the `path` Ansible reports).
     pub path: String,
     /// Where writes go: `path` with symlinks resolved, as Ansible writes through links.
     pub real_path: String,
     pub kind: Kind,
-    /// Mode and ownership of the file, or of a file the remote user would create now.
-    pub attrs: CurrentAttrs,
+    /// The file's stat (through symlinks); for a missing file or a directory, what a file
+    /// the remote user created now would have (umask default mode, the user's ids).
+    pub stat: PathStat,
     pub content: Vec<u8>,
     /// The remote user, for deciding which ownership a rewrite can keep.
     pub user: RemoteUser,
@@ -33,16 +39,6 @@ pub enum Kind {
     File,
     Directory,
     Missing { parent_exists: bool },
-}
-
-/// Permission bits and ownership as `stat` reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentAttrs {
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub owner: String,
-    pub group: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,345 +55,135 @@ impl TextFile {
     }
 }
 
-/// The one script that reads everything: a header line
-/// `kind umask uid gid user group groups,...`, the `~`-expanded path and NUL; then for a
-/// file its resolved path and NUL, a `mode uid gid owner group` line and the content.
+/// The one script that reads everything, as `files::common` records: `path` (`~` expanded),
+/// `kind`, the remote user's `umask uid gid groups user group`; then for a file its resolved
+/// path `real`, its stat `st` and, raw after `__rest content`, its bytes.
 fn read_script(path: &str) -> Script {
-    Script::new()
-        .set("p", path)
-        .raw(
-            "\ncase $p in '~'|'~/'*) p=\"$HOME${p#?}\";; esac\n\
-             if [ -d \"$p\" ]; then k=dir; elif [ -e \"$p\" ]; then k=file; \
-             else case $p in */*) dir=${p%/*}; dir=${dir:-/};; *) dir=.;; esac; \
-             if [ -d \"$dir\" ]; then k=missing; else k=orphan; fi; fi\n\
-             printf '%s %s %s %s %s %s %s\\n' \"$k\" \"$(umask)\" \"$(id -u)\" \"$(id -g)\" \
-             \"$(id -un 2>/dev/null || id -u)\" \"$(id -gn 2>/dev/null || id -g)\" \"$(id -G | tr ' ' ,)\"\n\
-             printf '%s\\0' \"$p\"\n\
-             [ \"$k\" = file ] || exit 0\n\
-             r=$(readlink -f -- \"$p\" 2>/dev/null && echo x) && r=${r%??} || r=$p\n\
-             printf '%s\\0' \"$r\"\n\
-             stat -c '%a %u %g %U %G' -- \"$r\" || exit 3\n\
-             exec cat -- \"$r\"\n",
-        )
+    Script::new().raw(PRELUDE).set("p", path).raw(
+        "\n__tilde \"$p\"; p=$__o\n\
+         if [ -d \"$p\" ]; then k=dir; elif [ -e \"$p\" ]; then k=file; \
+         else case $p in */*) dir=${p%/*}; dir=${dir:-/};; *) dir=.;; esac; \
+         if [ -d \"$dir\" ]; then k=missing; else k=orphan; fi; fi\n\
+         __kv path \"$p\"; __kv kind \"$k\"; __kv umask \"$(umask)\"\n\
+         __kv uid \"$(id -u)\"; __kv gid \"$(id -g)\"; __kv groups \"$(id -G)\"\n\
+         __kv user \"$(id -un 2>/dev/null)\"; __kv group \"$(id -gn 2>/dev/null)\"\n\
+         [ \"$k\" = file ] || exit 0\n\
+         r=$(readlink -f -- \"$p\" 2>/dev/null && echo x) && r=${r%??} || r=$p\n\
+         __kv real \"$r\"; __kv st \"$(__st \"$r\")\"\n\
+         __rest content; exec cat -- \"$r\"\n",
+    )
 }
 
-/// Why reading failed in a way the task reports (as opposed to a lost host).
-pub type ReadFailure = String;
-
-/// Read the file at `path` (one exec).
-pub fn read(ctx: &mut Ctx<'_>, path: &str) -> Result<Result<TextFile, ReadFailure>, ModuleError> {
+/// Read the file at `path` (one exec). A path that cannot be read, or is a directory, fails
+/// the task (as opposed to a lost host): `Ok(Err(outcome))`, with Ansible's message for a
+/// directory, which all three editors share.
+pub fn read(ctx: &mut Ctx<'_>, path: &str) -> Result<Result<TextFile, Outcome>, ModuleError> {
     let out = ctx.host.exec(&Cmd::script(read_script(path)))?;
     if !out.success() {
-        return Ok(Err(format!(
+        return Ok(Err(Outcome::failed(format!(
             "Unable to read {path}: {}",
             out.stderr_str().trim()
-        )));
+        ))));
     }
-    Ok(parse_read_output(&out.stdout).ok_or_else(|| {
-        format!(
-            "Unable to read {path}: unexpected output from the target: {}",
-            out.stderr_str().trim()
-        )
-    }))
+    Ok(match parse_read_output(&out.stdout) {
+        Ok(file) if file.kind == Kind::Directory => {
+            Err(Outcome::failed(format!("Path {path} is a directory !")).with("rc", 256))
+        }
+        Ok(file) => Ok(file),
+        Err(why) => Err(Outcome::failed(format!("Unable to read {path}: {why}"))),
+    })
 }
 
-fn parse_read_output(stdout: &[u8]) -> Option<TextFile> {
-    let (header, rest) = split_at_byte(stdout, b'\n')?;
-    let header = std::str::from_utf8(header).ok()?;
-    let fields: Vec<&str> = header.split(' ').collect();
-    let [kind, umask, uid, gid, user_name, group_name, groups] = fields.as_slice() else {
-        return None;
+/// The failure for content `pyre::decode` cannot hold as text (it could not be written back
+/// byte for byte).
+pub fn undecodable(path: &str) -> Outcome {
+    Outcome::failed(format!(
+        "{path} mixes bytes that are not UTF-8 with characters U+10FF80..U+10FFFF; it cannot be edited safely"
+    ))
+}
+
+fn parse_read_output(stdout: &[u8]) -> Result<TextFile, String> {
+    let r = Records::parse(stdout);
+    let field = |key: &str| {
+        r.get(key)
+            .ok_or_else(|| format!("unexpected output from the target: no {key}"))
+    };
+    let number = |key: &str| {
+        field(key)?
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("unexpected output from the target: {key}"))
     };
     let user = RemoteUser {
-        uid: uid.parse().ok()?,
-        gid: gid.parse().ok()?,
-        groups: groups.split(',').filter_map(|g| g.parse().ok()).collect(),
-        umask: u32::from_str_radix(umask, 8).ok()?,
+        uid: number("uid")?,
+        gid: number("gid")?,
+        groups: field("groups")?
+            .split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect(),
+        umask: r.umask(),
     };
-    let (path, rest) = split_at_byte(rest, 0)?;
-    let path = String::from_utf8_lossy(path).into_owned();
-    let new_file_attrs = CurrentAttrs {
-        mode: 0o666 & !user.umask,
+    let path = field("path")?.to_string();
+    // A name that is only the id again (or none at all) is no name, as `__st` reads them.
+    let name = |key: &str, id: u32| {
+        r.get(key)
+            .filter(|n| !n.is_empty() && *n != id.to_string())
+            .map(str::to_string)
+    };
+    let new_file = PathStat {
+        kind: FileKind::File,
+        perm: 0o666 & !user.umask,
         uid: user.uid,
         gid: user.gid,
-        owner: user_name.to_string(),
-        group: group_name.to_string(),
+        owner: name("user", user.uid),
+        group: name("group", user.gid),
+        nlink: 1,
+        ..PathStat::default()
     };
     let missing = |parent_exists| TextFile {
         real_path: path.clone(),
         path: path.clone(),
         kind: Kind::Missing { parent_exists },
-        attrs: new_file_attrs.clone(),
+        stat: new_file.clone(),
         content: Vec::new(),
         user: user.clone(),
     };
-    match *kind {
-        "dir" => Some(TextFile {
+    match field("kind")? {
+        "dir" => Ok(TextFile {
             kind: Kind::Directory,
             ..missing(true)
         }),
-        "missing" => Some(missing(true)),
-        "orphan" => Some(missing(false)),
+        "missing" => Ok(missing(true)),
+        "orphan" => Ok(missing(false)),
         "file" => {
-            let (real_path, rest) = split_at_byte(rest, 0)?;
-            let (stat_line, content) = split_at_byte(rest, b'\n')?;
-            let stat_line = std::str::from_utf8(stat_line).ok()?;
-            let stat: Vec<&str> = stat_line.splitn(5, ' ').collect();
-            let [mode, uid, gid, owner, group] = stat.as_slice() else {
-                return None;
+            let stat = match r.stat("st") {
+                StatResult::Present(st) => st,
+                StatResult::Absent => return Err("No such file or directory".into()),
+                StatResult::Error(why) => return Err(why),
             };
-            Some(TextFile {
-                real_path: String::from_utf8_lossy(real_path).into_owned(),
+            Ok(TextFile {
+                real_path: field("real")?.to_string(),
                 kind: Kind::File,
-                attrs: CurrentAttrs {
-                    mode: u32::from_str_radix(mode, 8).ok()?,
-                    uid: uid.parse().ok()?,
-                    gid: gid.parse().ok()?,
-                    owner: owner.to_string(),
-                    group: group.to_string(),
-                },
-                content: content.to_vec(),
+                stat,
+                content: r.rest("content").unwrap_or_default().to_vec(),
                 ..missing(true)
             })
         }
-        _ => None,
+        other => Err(format!("unexpected output from the target: kind {other}")),
     }
 }
 
-fn split_at_byte(data: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
-    let at = data.iter().position(|&b| b == sep)?;
-    Some((&data[..at], &data[at + 1..]))
-}
-
-/// A `mode` argument as Ansible accepts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModeSpec {
-    /// Permission bits: an integer from YAML (`0644` is 420) or an octal string.
-    Bits(u32),
-    /// `u=rw,g=r,o=r`, `u+x`, `a-w`...: applied to the current mode.
-    Symbolic(String),
-}
-
-/// Parse `mode` as Ansible does: an int is the bits themselves, a string is octal when it
-/// reads as octal (`"0644"`, `"644"`, `"0o644"`), else symbolic.
-pub fn parse_mode(value: &Value) -> Result<ModeSpec, ModuleError> {
-    let bits = match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => {
-            let digits = s.strip_prefix("0o").unwrap_or(s);
-            if !digits.is_empty() && digits.chars().all(|c| c.is_digit(8)) {
-                u64::from_str_radix(digits, 8).ok()
-            } else {
-                symbolic_mode(s, 0o644, false, 0o022).map_err(|e| {
-                    ModuleError::Args(format!("mode must be in octal or symbolic form: {e}"))
-                })?;
-                return Ok(ModeSpec::Symbolic(s.clone()));
-            }
-        }
-        _ => None,
-    };
-    match bits {
-        Some(bits) if bits <= 0o7777 => Ok(ModeSpec::Bits(bits as u32)),
-        Some(bits) => Err(ModuleError::Args(format!(
-            "Invalid mode supplied, only permission info is allowed: {bits:o}"
-        ))),
-        None => Err(ModuleError::Args(
-            "mode must be in octal or symbolic form".into(),
-        )),
-    }
-}
-
-impl ModeSpec {
-    /// The permission bits this spec gives a file whose mode is now `current`.
-    pub fn resolve(&self, current: u32, umask: u32) -> u32 {
-        match self {
-            ModeSpec::Bits(bits) => *bits,
-            // Validated by `parse_mode`, so the fallback is never taken.
-            ModeSpec::Symbolic(s) => symbolic_mode(s, current, false, umask).unwrap_or(current),
-        }
-    }
-}
-
-/// chmod's symbolic modes with Ansible's rules (`_symbolic_mode_to_octal`): clauses split on
-/// `,`; no "who" means `a` with the umask's bits left alone; `X` counts only for directories
-/// or files that already have an x bit; `u`/`g`/`o` on the right copy those bits.
-pub fn symbolic_mode(spec: &str, current: u32, is_dir: bool, umask: u32) -> Result<u32, String> {
-    let mut mode = current & 0o7777;
-    for clause in spec.split(',') {
-        let bad = || format!("bad symbolic permission for mode: {clause}");
-        let op_at = clause.find(['+', '-', '=']).ok_or_else(bad)?;
-        let who = &clause[..op_at];
-        if !who.chars().all(|c| "ugoa".contains(c)) {
-            return Err(bad());
-        }
-        let use_umask = who.is_empty();
-        let who: String = if who.is_empty() || who.contains('a') {
-            "ugo".into()
-        } else {
-            who.into()
-        };
-        // Operators and the permission lists that follow each of them.
-        let mut ops: Vec<(char, String)> = Vec::new();
-        for c in clause[op_at..].chars() {
-            match c {
-                '+' | '-' | '=' => ops.push((c, String::new())),
-                'r' | 'w' | 'x' | 'X' | 's' | 't' | 'u' | 'g' | 'o' => {
-                    if let Some((_, perms)) = ops.last_mut() {
-                        perms.push(c);
-                    }
-                }
-                _ => return Err(bad()),
-            }
-        }
-        for (op, perms) in &ops {
-            for user in who.chars() {
-                let bits = symbolic_bits(user, perms, mode, is_dir, use_umask, umask);
-                mode = match op {
-                    '=' => {
-                        let mask = match user {
-                            'u' => 0o4700,
-                            'g' => 0o2070,
-                            _ => 0o1007,
-                        };
-                        (mode & !mask & 0o7777) | bits
-                    }
-                    '+' => mode | bits,
-                    _ => mode & !bits,
-                };
-            }
-        }
-    }
-    Ok(mode)
-}
-
-fn symbolic_bits(
-    user: char,
-    perms: &str,
-    prev: u32,
-    is_dir: bool,
-    use_umask: bool,
-    umask: u32,
-) -> u32 {
-    let shift = match user {
-        'u' => 6,
-        'g' => 3,
-        _ => 0,
-    };
-    let rev_umask = !umask & 0o7777;
-    let masked = |bit: u32| if use_umask { bit & rev_umask } else { bit };
-    let apply_x = is_dir || prev & 0o111 != 0;
-    perms.chars().fold(0, |acc, p| {
-        acc | match p {
-            'r' => masked(0o4 << shift),
-            'w' => masked(0o2 << shift),
-            'x' => masked(0o1 << shift),
-            'X' if apply_x => 0o1 << shift,
-            's' if user == 'u' => 0o4000,
-            's' if user == 'g' => 0o2000,
-            't' if user == 'o' => 0o1000,
-            'u' => ((prev >> 6) & 0o7) << shift,
-            'g' => ((prev >> 3) & 0o7) << shift,
-            'o' => (prev & 0o7) << shift,
-            _ => 0,
-        }
+/// Ansible's `(file attributes)` diff of the text editors: the keys `plan` changes,
+/// before and after (`None` for an empty plan).
+pub fn attrs_diff(path: &str, plan: &AttrPlan) -> Option<FileDiff> {
+    let (mut before, mut after) = (Map::new(), Map::new());
+    plan.diff_into(&mut before, &mut after);
+    let header = format!("{path} (file attributes)");
+    state_diff(&before, &after).map(|d| FileDiff {
+        before_header: header.clone(),
+        after_header: header,
+        ..d
     })
-}
-
-/// `mode`, `owner` and `group` as the task asks for them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WantedAttrs {
-    pub mode: Option<ModeSpec>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-}
-
-impl WantedAttrs {
-    pub fn parse(
-        mode: Option<&Value>,
-        owner: Option<String>,
-        group: Option<String>,
-    ) -> Result<Self, ModuleError> {
-        Ok(Self {
-            mode: match mode {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(parse_mode(v)?),
-            },
-            owner: owner.filter(|o| !o.is_empty()),
-            group: group.filter(|g| !g.is_empty()),
-        })
-    }
-
-    /// What differs between `current` and what was asked: (mode, owner, group) to set.
-    pub fn changes(&self, current: &CurrentAttrs, umask: u32) -> AttrChanges {
-        let mode = self
-            .mode
-            .as_ref()
-            .map(|m| m.resolve(current.mode, umask))
-            .filter(|m| *m != current.mode);
-        let differs = |wanted: &Option<String>, name: &str, id: u32| {
-            wanted.clone().filter(|w| w != name && *w != id.to_string())
-        };
-        AttrChanges {
-            mode,
-            owner: differs(&self.owner, &current.owner, current.uid),
-            group: differs(&self.group, &current.group, current.gid),
-        }
-    }
-}
-
-/// Attributes that must change, each `None` when it already is as asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AttrChanges {
-    pub mode: Option<u32>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-}
-
-impl AttrChanges {
-    pub fn any(&self) -> bool {
-        self.mode.is_some() || self.owner.is_some() || self.group.is_some()
-    }
-
-    /// Ansible's `(file attributes)` diff: the changed attributes before and after, as the
-    /// callback prints such dicts (sorted JSON, 4-space indent).
-    pub fn diff(&self, path: &str, current: &CurrentAttrs) -> FileDiff {
-        let mut before = serde_json::Map::new();
-        let mut after = serde_json::Map::new();
-        if let Some(group) = &self.group {
-            before.insert("group".into(), current.group.clone().into());
-            after.insert("group".into(), group.clone().into());
-        }
-        if let Some(mode) = self.mode {
-            before.insert("mode".into(), format!("0{:03o}", current.mode).into());
-            after.insert("mode".into(), format!("0{mode:03o}").into());
-        }
-        if let Some(owner) = &self.owner {
-            before.insert("owner".into(), current.owner.clone().into());
-            after.insert("owner".into(), owner.clone().into());
-        }
-        let header = format!("{path} (file attributes)");
-        FileDiff {
-            before_header: header.clone(),
-            after_header: header,
-            before: pretty_json(&before),
-            after: pretty_json(&after),
-        }
-    }
-}
-
-fn pretty_json(map: &serde_json::Map<String, Value>) -> String {
-    use serde::Serialize;
-    let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut buf,
-        serde_json::ser::PrettyFormatter::with_indent(b"    "),
-    );
-    if map.serialize(&mut ser).is_err() {
-        return String::new();
-    }
-    let mut text = String::from_utf8_lossy(&buf).into_owned();
-    text.push('\n');
-    text
 }
 
 /// Ansible's suffix for a task whose attributes changed: `line added and ownership, ...`.
@@ -410,40 +196,12 @@ pub fn attrs_message(msg: &str, content_changed: bool) -> String {
     }
 }
 
-/// A `validate` command: split like Ansible's `run_command` splits it; `%s` becomes the
-/// path of the candidate file. Run without a shell, so the path needs no quoting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validate {
-    words: Vec<String>,
-}
-
-impl Validate {
-    pub fn parse(validate: &str) -> Result<Self, ModuleError> {
-        if !validate.contains("%s") {
-            return Err(ModuleError::Args(format!(
-                "validate must contain %s: {validate}"
-            )));
-        }
-        let words = shlex::split(validate).ok_or_else(|| {
-            ModuleError::Args(format!("validate is not a valid command line: {validate}"))
-        })?;
-        Ok(Self { words })
-    }
-
-    fn argv(&self, candidate: &str) -> Vec<String> {
-        self.words
-            .iter()
-            .map(|w| w.replace("%s", candidate))
-            .collect()
-    }
-}
-
 /// How the new content is written.
 #[derive(Debug, Clone)]
 pub struct WriteOptions<'a> {
     pub backup: bool,
     pub validate: Option<&'a Validate>,
-    pub wanted: &'a WantedAttrs,
+    pub want: &'a WantAttrs,
 }
 
 /// A write the target refused: the task fails with this message.
@@ -460,7 +218,6 @@ pub fn write(
     opts: &WriteOptions<'_>,
 ) -> Result<Result<Option<String>, WriteFailure>, ModuleError> {
     let mut prepare = Script::new();
-    let mut wants_output = false;
     if let Some(validate) = opts.validate {
         // A temp path of plain characters in /tmp (as Ansible validates a copy in its own
         // temp dir), so `%s` inside a validator's own `sh -c '... %s'` cannot be broken by
@@ -489,8 +246,7 @@ pub fn write(
             .raw("\n")
             .cmd(&validate.argv(&tmp))
             .raw(">/dev/null; rc=$?; rm -f -- \"$t\"\n")
-            .raw("if [ $rc -ne 0 ]; then printf 'invalid %s\\n' \"$rc\"; exit 0; fi\n");
-        wants_output = true;
+            .raw("if [ $rc -ne 0 ]; then __kv invalid \"$rc\"; exit 0; fi\n");
     }
     if let Kind::Missing {
         parent_exists: false,
@@ -502,34 +258,29 @@ pub fn write(
             .raw("|| exit 1\n");
     }
     if opts.backup && file.exists() {
-        // Ansible's backup name: path.PID.YYYY-MM-DD@HH:MM:SS~ in the target's local time.
         prepare = prepare
             .set("p", &file.path)
-            .raw("\nb=\"$p.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; cp -p -- \"$p\" \"$b\" || exit 1\n")
-            .raw("printf 'backup %s\\0' \"$b\"\n");
-        wants_output = true;
+            .raw("\n__backup \"$p\" || __fail backup\n");
     }
     let mut backup = None;
     if !prepare.as_str().is_empty() {
-        let out = ctx.host.exec(&Cmd::script(prepare))?;
+        let out = ctx
+            .host
+            .exec(&Cmd::script(Script::new().raw(PRELUDE).then(prepare)))?;
+        let r = Records::parse(&out.stdout);
+        let stderr = out.stderr_str();
+        if let Some(rc) = r.get("invalid") {
+            return Ok(Err(format!("failed to validate: rc:{rc} error:{stderr}")));
+        }
+        if r.get("fail") == Some("backup") {
+            return Ok(Err(backup_failure_msg(&file.path, &r, &stderr)));
+        }
         if !out.success() {
-            return Ok(Err(out.stderr_str().trim().to_string()));
+            return Ok(Err(stderr.trim().to_string()));
         }
-        if wants_output {
-            let stdout = out.stdout_str();
-            if let Some(rc) = stdout.strip_prefix("invalid ") {
-                return Ok(Err(format!(
-                    "failed to validate: rc:{} error:{}",
-                    rc.trim(),
-                    out.stderr_str()
-                )));
-            }
-            if let Some(rest) = stdout.strip_prefix("backup ") {
-                backup = rest.split('\0').next().map(str::to_string);
-            }
-        }
+        backup = r.get("backup").map(str::to_string);
     }
-    let attrs = write_attrs(file, opts.wanted);
+    let attrs = write_attrs(file, opts.want).map_err(ModuleError::Args)?;
     if let Err(e) = put(ctx, content, &file.real_path, &attrs)? {
         return Ok(Err(e));
     }
@@ -552,79 +303,71 @@ fn put(
 /// The attributes the rewritten file gets: what was asked, else what the old file had
 /// (its owner and group only where the remote user can give them, as Ansible's
 /// `atomic_move` silently keeps what it may).
-fn write_attrs(file: &TextFile, wanted: &WantedAttrs) -> FileAttrs {
-    let current = &file.attrs;
+fn write_attrs(file: &TextFile, want: &WantAttrs) -> Result<FileAttrs, String> {
+    let current = &file.stat;
     let user = &file.user;
     let existing = file.exists();
-    FileAttrs {
-        mode: match &wanted.mode {
-            Some(spec) => Some(spec.resolve(current.mode, user.umask)),
-            None if existing => Some(current.mode),
+    Ok(FileAttrs {
+        mode: match &want.mode {
+            Some(spec) => Some(spec.resolve(current.perm, false, user.umask)?),
+            None if existing => Some(current.perm),
             None => None,
         },
-        owner: wanted.owner.clone().or_else(|| {
+        owner: want.owner.clone().or_else(|| {
             (existing && user.uid == 0 && current.uid != user.uid).then(|| current.uid.to_string())
         }),
-        group: wanted.group.clone().or_else(|| {
+        group: want.group.clone().or_else(|| {
             (existing
                 && current.gid != user.gid
                 && (user.uid == 0 || user.groups.contains(&current.gid)))
             .then(|| current.gid.to_string())
         }),
-    }
+    })
 }
 
-/// Set mode/owner/group on an existing file whose content stays (one exec).
-pub fn apply_attrs(
+/// Ansible's `check_file_attrs` after the content is settled: the owner/group/mode changes
+/// `want` makes, applied here (one exec) only when the content stayed, since a rewrite
+/// already gave the new file its attributes. In check mode a file still to be created
+/// has none to report, as Ansible stops before them.
+pub fn settle_attrs(
     ctx: &mut Ctx<'_>,
-    path: &str,
-    changes: &AttrChanges,
-) -> Result<Result<(), WriteFailure>, ModuleError> {
-    let mut script = Script::new();
-    if let Some(owner) = &changes.owner {
-        script = script
-            .raw("chown --")
-            .arg(owner)
-            .arg(path)
-            .raw("|| { echo 'chown failed' >&3; exit 1; }\n");
+    file: &TextFile,
+    want: &WantAttrs,
+    content_changed: bool,
+) -> Result<Result<AttrPlan, WriteFailure>, ModuleError> {
+    if ctx.check && !file.exists() {
+        return Ok(Ok(AttrPlan::default()));
     }
-    if let Some(group) = &changes.group {
-        script = script
-            .raw("chgrp --")
-            .arg(group)
-            .arg(path)
-            .raw("|| { echo 'chgrp failed' >&3; exit 1; }\n");
+    let plan = want
+        .plan(&file.stat, file.user.umask)
+        .map_err(ModuleError::Args)?;
+    if !plan.is_empty() && !content_changed && !ctx.check {
+        if let Err(e) = apply_attrs(ctx, file, want, &plan)? {
+            return Ok(Err(e));
+        }
     }
-    if let Some(mode) = changes.mode {
-        script = script
-            .raw("chmod --")
-            .arg(format!("{mode:o}"))
-            .arg(path)
-            .raw("|| { echo 'chmod failed' >&3; exit 1; }\n");
-    }
-    let script = Script::new().raw("exec 3>&1\n").then(script);
-    let out = ctx.host.exec(&Cmd::script(script))?;
-    if out.success() {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(format!(
-            "{}: {}",
-            out.stdout_str().trim(),
-            out.stderr_str().trim()
-        )))
-    }
+    Ok(Ok(plan))
 }
 
-/// `os.path.dirname` of a path.
-fn parent_dir(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => match path[..i].trim_end_matches('/') {
-            "" => "/",
-            dir => dir,
-        },
-        None => ".",
+/// Apply `plan` (from `want`) to the file whose content stays, through symlinks (one exec).
+fn apply_attrs(
+    ctx: &mut Ctx<'_>,
+    file: &TextFile,
+    want: &WantAttrs,
+    plan: &AttrPlan,
+) -> Result<Result<(), WriteFailure>, ModuleError> {
+    let script = Script::new()
+        .raw(PRELUDE)
+        .then(plan.script(&file.real_path));
+    let out = ctx.host.exec(&Cmd::script(script))?;
+    let stderr = out.stderr_str();
+    if let Some(what) = Records::parse(&out.stdout).get("fail") {
+        return Ok(Err(attr_failure_msg(what, want, &stderr)));
     }
+    if !out.success() {
+        return Ok(Err(stderr.trim().to_string()));
+    }
+    Ok(Ok(()))
 }
 
 /// The `(content)` diff Ansible's text modules show, from `pyre::decode`d text (bytes that
@@ -643,100 +386,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn octal_and_integer_modes_parse_like_ansible() {
-        let parse = |v: Value| parse_mode(&v).map_err(|e| e.to_string());
-        assert_eq!(parse(Value::from(420)), Ok(ModeSpec::Bits(0o644)));
-        assert_eq!(parse(Value::from("0644")), Ok(ModeSpec::Bits(0o644)));
-        assert_eq!(parse(Value::from("755")), Ok(ModeSpec::Bits(0o755)));
-        assert_eq!(parse(Value::from("0o600")), Ok(ModeSpec::Bits(0o600)));
-        assert_eq!(
-            parse(Value::from("u=rw,g=r")),
-            Ok(ModeSpec::Symbolic("u=rw,g=r".into()))
-        );
-        assert!(parse(Value::from("rwx")).is_err());
-        assert!(parse(Value::from(0o17777)).is_err());
-    }
-
-    #[test]
-    fn symbolic_modes_follow_chmod() {
-        let sym = |s: &str, cur: u32| symbolic_mode(s, cur, false, 0o022);
-        assert_eq!(sym("u=rw,g=r,o=r", 0o777), Ok(0o644));
-        assert_eq!(sym("u+x", 0o644), Ok(0o744));
-        assert_eq!(sym("a-w", 0o664), Ok(0o444));
-        assert_eq!(sym("go=", 0o755), Ok(0o700));
-        assert_eq!(sym("+w", 0o444), Ok(0o644), "no who: umask bits stay");
-        assert_eq!(sym("g=u", 0o640), Ok(0o660));
-        assert_eq!(sym("a+X", 0o644), Ok(0o644), "X needs an x bit already");
-        assert_eq!(sym("a+X", 0o744), Ok(0o755));
-        assert_eq!(sym("u+s,o+t", 0o755), Ok(0o5755));
-        assert_eq!(sym("u=rwx-x", 0o000), Ok(0o600));
-        assert!(sym("z=r", 0o644).is_err());
-        assert!(sym("u=q", 0o644).is_err());
-    }
-
-    #[test]
     fn read_output_is_parsed_with_hostile_paths_and_binary_content() {
-        let mut out = b"file 0022 1000 1000 me staff 1000,27\n".to_vec();
-        out.extend_from_slice(b"/tmp/a b\n'c'\0/real\nx\0");
-        out.extend_from_slice(b"640 0 4 root adm\n");
-        out.extend_from_slice(b"line\n\xff\0z");
+        let mut out = b"path=/tmp/a b\n'c'\0kind=file\0umask=0022\0uid=1000\0gid=1000\0".to_vec();
+        out.extend_from_slice(b"groups=1000 27\0user=me\0group=staff\0real=/real\nx\0");
+        out.extend_from_slice(b"st=ok 81a0 0 4 5 1 7 2049 0 0 8 512 4096 1.0 1.0 1.0 root adm\0");
+        out.extend_from_slice(b"~content\0line\n\xff\0z");
         let f = parse_read_output(&out).expect("parses");
         assert_eq!(f.path, "/tmp/a b\n'c'");
         assert_eq!(f.real_path, "/real\nx");
         assert_eq!(f.kind, Kind::File);
-        assert_eq!(f.attrs.mode, 0o640);
-        assert_eq!((f.attrs.owner.as_str(), f.attrs.gid), ("root", 4));
+        assert_eq!(f.stat.perm, 0o640);
+        assert_eq!((f.stat.owner.as_deref(), f.stat.gid), (Some("root"), 4));
         assert_eq!(f.content, b"line\n\xff\0z");
         assert_eq!(f.user.groups, vec![1000, 27]);
-        let missing = parse_read_output(b"orphan 0077 0 0 root root 0\n/x/y\0").expect("parses");
+        let missing = parse_read_output(
+            b"path=/x/y\0kind=orphan\0umask=0077\0uid=0\0gid=0\0groups=0\0user=root\0group=root\0",
+        )
+        .expect("parses");
         assert_eq!(
             missing.kind,
             Kind::Missing {
                 parent_exists: false
             }
         );
-        assert_eq!(missing.attrs.mode, 0o600);
-    }
-
-    #[test]
-    fn parent_dir_is_python_dirname() {
-        assert_eq!(parent_dir("/a/b"), "/a");
-        assert_eq!(parent_dir("/a"), "/");
-        assert_eq!(parent_dir("a"), ".");
-        assert_eq!(parent_dir("a/b"), "a");
+        assert_eq!(missing.stat.perm, 0o600);
     }
 }
 
 /// Running a text module against a real file in a tempdir, for the three modules' tests.
 #[cfg(test)]
 pub(crate) mod testkit {
+    use crate::files::testkit::{run_on, CountingHost};
     use crate::local::LocalHost;
-    use crate::Value;
-    use crate::{Cmd, Ctx, FileAttrs, Host, HostError, Map, Module, ModuleError, Outcome, Output};
+    use crate::{Map, Module, ModuleError, Outcome, Value};
 
-    /// A local host that counts round trips.
-    pub struct CountingHost {
-        inner: LocalHost,
-        pub execs: usize,
-        pub puts: usize,
-    }
-
-    impl Host for CountingHost {
-        fn name(&self) -> &str {
-            self.inner.name()
-        }
-        fn exec(&mut self, cmd: &Cmd) -> Result<Output, HostError> {
-            self.execs += 1;
-            self.inner.exec(cmd)
-        }
-        fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError> {
-            self.puts += 1;
-            self.inner.put(data, dest, attrs)
-        }
-        fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError> {
-            self.execs += 1;
-            self.inner.get(path)
-        }
+    /// `args` (a JSON object) with `path` added.
+    fn args_with_path(path: &str, args: &str) -> Map {
+        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
+        map.insert("path".into(), Value::from(path));
+        map
     }
 
     /// Run like `run` and return (outcome, execs, puts).
@@ -745,21 +433,9 @@ pub(crate) mod testkit {
         path: &str,
         args: &str,
     ) -> (Outcome, usize, usize) {
-        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
-        map.insert("path".into(), Value::from(path));
-        let facts = Map::new();
-        let mut host = CountingHost {
-            inner: LocalHost::new("localhost"),
-            execs: 0,
-            puts: 0,
-        };
-        let mut ctx = Ctx {
-            host: &mut host,
-            check: false,
-            diff: true,
-            facts: &facts,
-        };
-        let outcome = module.run(&mut ctx, &map).expect("module runs");
+        let mut host = CountingHost::new();
+        let outcome = run_on(&mut host, module, &args_with_path(path, args), false, true)
+            .expect("module runs");
         (outcome, host.execs, host.puts)
     }
 
@@ -779,17 +455,8 @@ pub(crate) mod testkit {
         check: bool,
         diff: bool,
     ) -> Result<Outcome, ModuleError> {
-        let mut map: Map = serde_json::from_str(args).expect("test args are a JSON object");
-        map.insert("path".into(), Value::from(path));
-        let facts = Map::new();
         let mut host = LocalHost::new("localhost");
-        let mut ctx = Ctx {
-            host: &mut host,
-            check,
-            diff,
-            facts: &facts,
-        };
-        module.run(&mut ctx, &map)
+        run_on(&mut host, module, &args_with_path(path, args), check, diff)
     }
 
     /// One case recorded from ansible-core 2.19: the file before (None: missing), the
