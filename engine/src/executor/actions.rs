@@ -568,7 +568,9 @@ impl Runner {
         Ran::ok(r)
     }
 
-    /// A controller-side file a task names: beside the task's file (in `kind/` first), then beside the playbook.
+    /// A controller-side file a task names (each place's `kind/` first): in a role, the role's
+    /// own folders, then those of the roles that led to it; then beside the task's file, then
+    /// beside the playbook (Ansible's search path).
     pub(crate) fn find_file(
         &self,
         ctx: &PlayCtx<'_>,
@@ -581,6 +583,9 @@ impl Runner {
             return p.exists().then_some(p);
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(role) = &t.role {
+            dirs.extend(role.chain.iter().rev().map(|r| r.path.clone()));
+        }
         if let Some(d) = t.span.file.parent() {
             dirs.push(d.to_path_buf());
             if let Some(parent) = d.parent() {
@@ -702,7 +707,10 @@ impl Runner {
         if args.get("mode").and_then(Value::as_str) == Some("preserve") {
             use std::os::unix::fs::PermissionsExt;
             if let Ok(meta) = std::fs::metadata(&path) {
-                args.insert("mode".into(), Value::String(format!("0{:o}", meta.permissions().mode() & 0o7777)));
+                args.insert(
+                    "mode".into(),
+                    Value::String(format!("0{:o}", meta.permissions().mode() & 0o7777)),
+                );
             }
         }
         let data = match std::fs::read(&path) {

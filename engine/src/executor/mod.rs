@@ -8,7 +8,7 @@ mod actions;
 mod hostwrap;
 mod task;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,8 +18,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{exit, Diagnostic};
 use crate::inventory::Inventory;
-use crate::playbook::{Inherited, Loader, Play, Playbook, Task};
+use crate::playbook::{Loader, Play, Playbook, Task};
 use crate::report::{HostLine, Reporter, Stats, Status};
+use crate::roles::{self, CallHow, PlayRoles, RoleInstance, RoleSearch, RoleSpec};
 use crate::template::{HostVars, Scope, Templar};
 use crate::vars::Layers;
 
@@ -39,6 +40,8 @@ pub struct Options {
     pub become_: bool,
     pub become_user: Option<String>,
     pub remote_user: Option<String>,
+    /// Where `include_role` (and `import_role` in included files) find roles.
+    pub role_search: RoleSearch,
 }
 
 /// A target's connection, owned by the host's worker while a task runs.
@@ -52,11 +55,18 @@ pub(crate) struct HostRun {
     pub failed: bool,
     pub unreachable: bool,
     pub ended: bool,
+    /// Notifications not yet matched to handlers: as in Ansible, a name is looked up when
+    /// handlers run, so it reaches the last handler defined with that name by then.
+    pub notifications: Vec<String>,
     /// Handler indices notified and not yet run.
     pub pending_handlers: Vec<usize>,
     /// Set when a task fails inside a block, for `ansible_failed_task` / `ansible_failed_result`.
     pub failed_task: Option<(Value, Map<String, Value>)>,
     pub stats: Stats,
+    /// Roles (by identity) of which this host ran at least one task, not skipped.
+    pub roles_ran: HashSet<String>,
+    /// Roles this host has run to the end: Ansible runs them once per play.
+    pub roles_done: HashSet<String>,
 }
 
 /// Each host's variables as other hosts see them through `hostvars`.
@@ -98,6 +108,10 @@ pub(crate) struct PlayCtx<'a> {
     pub live: RwLock<Vec<String>>,
     pub check: bool,
     pub diff: bool,
+    /// The play's handlers, and those `include_role` adds as the play runs.
+    pub handlers: RwLock<Vec<Task>>,
+    /// The play's roles (their names grow as `include_role` brings more).
+    pub roles: RwLock<PlayRoles>,
 }
 
 /// `hostvars`: other hosts' variables from the snapshots (inventory vars for hosts not in the play).
@@ -272,6 +286,8 @@ impl Runner {
         for name in batch {
             let saved = persisted.get(name).cloned().unwrap_or_default();
             let layers = Layers {
+                role_defaults: play.roles.defaults.clone(),
+                role_exports: play.roles.exports.clone(),
                 inventory: self.inventory.host_vars(name),
                 facts: saved.facts,
                 play: play.vars.clone(),
@@ -289,9 +305,12 @@ impl Runner {
                 failed: false,
                 unreachable: false,
                 ended: false,
+                notifications: Vec::new(),
                 pending_handlers: Vec::new(),
                 failed_task: None,
                 stats: Stats::default(),
+                roles_ran: HashSet::new(),
+                roles_done: HashSet::new(),
             }));
         }
         let check = play
@@ -313,12 +332,14 @@ impl Runner {
             live: RwLock::new(batch.to_vec()),
             check,
             diff,
+            handlers: RwLock::new(play.handlers.clone()),
+            roles: RwLock::new(play.roles.clone()),
         };
         // vars_files are loaded per host: their names may use host variables.
         for st in &ctx.states {
             let Ok(mut st) = st.lock() else { continue };
             for entry in &play.vars_files {
-                let vars = self.host_scope_vars(&ctx, &st, &Map::new(), &Map::new());
+                let vars = self.host_scope_vars(&ctx, &st, None, &Map::new());
                 match self.load_vars_file_entry(entry, &play.dir, vars) {
                     Ok(m) => st.layers.vars_files.extend(m),
                     Err(d) => return Err(d.at_opt(Some(play.span.clone()))),
@@ -428,6 +449,15 @@ impl Runner {
             if active.is_empty() {
                 return;
             }
+            if t.is_implicit() {
+                self.complete_role(ctx, t, &active);
+                continue;
+            }
+            // A role that already ran on a host is not run there again (same role, same params).
+            let active = self.not_done_with_role(ctx, t, active);
+            if active.is_empty() {
+                continue;
+            }
             self.refresh_live(ctx);
             if t.block.is_some() {
                 self.run_block(ctx, t, &active, params, handler);
@@ -442,7 +472,37 @@ impl Runner {
                     self.run_meta(ctx, t, &active)
                 }
                 "include_tasks" | "include" => self.run_include(ctx, t, &active, params, handler),
+                "include_role" => self.run_include_role(ctx, t, &active, params, handler),
                 _ => self.run_task(ctx, t, &active, params, handler),
+            }
+        }
+    }
+
+    /// The hosts that still run a role's task: all of them, unless the role (this identity)
+    /// already ran to its end on a host and does not allow duplicates.
+    fn not_done_with_role(&self, ctx: &PlayCtx<'_>, t: &Task, hosts: Vec<usize>) -> Vec<usize> {
+        let Some(role) = t.role.as_ref().filter(|r| !r.allow_duplicates) else {
+            return hosts;
+        };
+        hosts
+            .into_iter()
+            .filter(|&i| {
+                ctx.states[i]
+                    .lock()
+                    .map(|st| !st.roles_done.contains(&role.key))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// The end of a role's tasks: hosts that ran any of them have run the role.
+    fn complete_role(&self, ctx: &PlayCtx<'_>, t: &Task, hosts: &[usize]) {
+        let Some(role) = &t.role else { return };
+        for &i in hosts {
+            if let Ok(mut st) = ctx.states[i].lock() {
+                if st.roles_ran.contains(&role.key) {
+                    st.roles_done.insert(role.key.clone());
+                }
             }
         }
     }
@@ -628,7 +688,7 @@ impl Runner {
     }
 
     fn when_holds(&self, ctx: &PlayCtx<'_>, t: &Task, st: &HostRun) -> bool {
-        let vars = self.host_scope_vars(ctx, st, &t.vars, &Map::new());
+        let vars = self.host_scope_vars(ctx, st, Some(t), &Map::new());
         let scope = self.scope(vars);
         t.when.iter().all(|w| match w {
             Value::Bool(b) => *b,
@@ -639,7 +699,10 @@ impl Runner {
 
     /// Run the handlers notified on these hosts, in the order they are defined.
     pub(crate) fn flush_handlers(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
-        for (idx, handler) in ctx.play.handlers.iter().enumerate() {
+        let all = ctx.handlers.read().map(|h| h.clone()).unwrap_or_default();
+        for (idx, handler) in all.iter().enumerate() {
+            // Notifications so far (including those of the handlers just run) find their handlers.
+            self.resolve_notifications(ctx, hosts);
             let notified: Vec<usize> = hosts
                 .iter()
                 .copied()
@@ -670,15 +733,47 @@ impl Runner {
         }
     }
 
-    /// Handler indices a notification name reaches (by name or `listen` topic).
+    fn resolve_notifications(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
+        for &i in hosts {
+            let Ok(mut st) = ctx.states[i].lock() else {
+                continue;
+            };
+            for name in std::mem::take(&mut st.notifications) {
+                for idx in self.handlers_for(ctx, &name) {
+                    if !st.pending_handlers.contains(&idx) {
+                        st.pending_handlers.push(idx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handler indices a notification reaches, as Ansible finds them: by name (`name` or
+    /// `role : name`) the last handler defined with it, and every handler listening to it
+    /// (one per handler name, the last defined).
     pub(crate) fn handlers_for(&self, ctx: &PlayCtx<'_>, name: &str) -> Vec<usize> {
-        ctx.play
-            .handlers
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.name.as_deref() == Some(name) || h.listen.iter().any(|l| l == name))
-            .map(|(i, _)| i)
-            .collect()
+        let Ok(handlers) = ctx.handlers.read() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let by_name = handlers.iter().rposition(|h| {
+            h.name.as_deref() == Some(name)
+                || matches!((&h.role, &h.name), (Some(r), Some(n)) if format!("{} : {n}", r.name) == name)
+        });
+        out.extend(by_name);
+        let mut seen: HashSet<Option<&str>> = HashSet::new();
+        for (i, h) in handlers.iter().enumerate().rev() {
+            if !h.listen.iter().any(|l| l == name) {
+                continue;
+            }
+            if h.name.is_some() && !seen.insert(h.name.as_deref()) {
+                continue;
+            }
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        out
     }
 
     fn gather_facts(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
@@ -700,20 +795,34 @@ impl Runner {
             block: None,
             listen: Vec::new(),
             notify: Vec::new(),
+            role: None,
+            inherited: None,
         };
         self.run_task(ctx, &task, hosts, &Map::new(), false);
     }
 
-    /// Every variable a host sees for a task: the precedence layers plus the magic variables.
+    /// Every variable a host sees for a task: the precedence layers (with the task's role
+    /// and vars) plus the magic variables.
     pub(crate) fn host_scope_vars(
         &self,
         ctx: &PlayCtx<'_>,
         st: &HostRun,
-        task_vars: &Map<String, Value>,
+        task: Option<&Task>,
         params: &Map<String, Value>,
     ) -> Map<String, Value> {
-        let magic = self.magic_vars(ctx, &st.name);
-        st.layers.merged(task_vars, params, &magic)
+        let mut magic = self.magic_vars(ctx, &st.name);
+        let role = task.and_then(|t| t.role.as_deref());
+        if let Some(r) = role {
+            let path = abs(&r.path);
+            magic.insert("role_name".into(), Value::String(r.name.clone()));
+            magic.insert("role_path".into(), Value::String(path));
+            magic.insert("ansible_role_name".into(), Value::String(r.name.clone()));
+            magic.insert("ansible_collection_name".into(), Value::Null);
+        }
+        let no_vars = Map::new();
+        let task_vars = task.map_or(&no_vars, |t| &t.vars);
+        st.layers
+            .merged(role.map(|r| &r.vars), task_vars, params, &magic)
     }
 
     fn magic_vars(&self, ctx: &PlayCtx<'_>, host: &str) -> Map<String, Value> {
@@ -742,6 +851,18 @@ impl Runner {
             "ansible_play_name".into(),
             Value::String(ctx.play.name.clone()),
         );
+        if let Ok(roles) = ctx.roles.read() {
+            m.insert("ansible_role_names".into(), strs(&roles.all_role_names()));
+            m.insert(
+                "ansible_play_role_names".into(),
+                strs(&roles.play_role_names),
+            );
+            m.insert("role_names".into(), strs(&roles.play_role_names));
+            m.insert(
+                "ansible_dependent_role_names".into(),
+                strs(&roles.dependent_role_names),
+            );
+        }
         m.insert("ansible_check_mode".into(), Value::Bool(ctx.check));
         m.insert("ansible_diff_mode".into(), Value::Bool(ctx.diff));
         m.insert("ansible_verbosity".into(), Value::from(self.opts.verbosity));
@@ -763,7 +884,7 @@ impl Runner {
 
     /// Record what `hostvars[host]` shows to other hosts.
     pub(crate) fn snapshot(&self, ctx: &PlayCtx<'_>, st: &HostRun) {
-        let vars = self.host_scope_vars(ctx, st, &Map::new(), &Map::new());
+        let vars = self.host_scope_vars(ctx, st, None, &Map::new());
         if let Ok(mut s) = self.snapshots.write() {
             s.insert(st.name.clone(), Arc::new(vars));
         }
@@ -824,39 +945,142 @@ impl Runner {
         params: &Map<String, Value>,
         handler: bool,
     ) {
-        let name = t.display_name();
-        self.report.task_start(&name, handler);
-        // (file, params) in first-seen order, with the hosts that include it.
-        let mut includes: Vec<(task::Included, Vec<usize>)> = Vec::new();
+        let includes = self.decide_includes(
+            ctx,
+            t,
+            hosts,
+            handler,
+            |st| {
+                self.evaluate_include(ctx, t, st, params).map(|entries| {
+                    entries
+                        .into_iter()
+                        .map(|(path, p, label)| ((path, p), label))
+                        .collect()
+                })
+            },
+            |(path, _)| {
+                std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+                    .to_string()
+            },
+        );
+        let mut loader = self.runtime_loader(ctx);
+        // What the enclosing blocks pass down; the include's own keywords stay with it.
+        let inherited = t.inherited.as_deref().cloned().unwrap_or_default();
+        for ((path, p), inc_hosts) in includes {
+            match loader.load_task_file(&path, &inherited, handler) {
+                Ok(tasks) => {
+                    let imported_handlers = loader.take_import_handlers();
+                    self.add_handlers(ctx, imported_handlers, &Map::new());
+                    let mut merged = params.clone();
+                    merged.extend(p);
+                    self.run_list(ctx, &tasks, &inc_hosts, &merged, handler);
+                }
+                Err(d) => self.fail_include(ctx, &d, inc_hosts),
+            }
+        }
+    }
+
+    /// Run an `include_role`: per host, decide the role (and loop items), then compile the
+    /// role and run it on the hosts that included it.
+    fn run_include_role(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        hosts: &[usize],
+        params: &Map<String, Value>,
+        handler: bool,
+    ) {
+        let includes = self.decide_includes(
+            ctx,
+            t,
+            hosts,
+            handler,
+            |st| self.evaluate_include_role(ctx, t, st, params),
+            |inc| inc.name.clone(),
+        );
+        let mut loader = self.runtime_loader(ctx);
+        for (inc, inc_hosts) in includes {
+            let mut spec = RoleSpec::named(inc.name.clone(), t.span.clone());
+            spec.vars = t.vars.clone();
+            let how = CallHow {
+                from: inc.from.clone(),
+                from_include: true,
+                allow_duplicates: Some(inc.allow_duplicates),
+            };
+            let lineage = t
+                .role
+                .as_ref()
+                .map(|r| r.lineage_for_child())
+                .unwrap_or_default();
+            let mut inherited = t.inherited.as_deref().cloned().unwrap_or_default();
+            if let Err(m) = roles::apply_keywords(&mut inherited, &inc.apply) {
+                self.fail_include(ctx, &Diagnostic::new(m).at(t.span.clone()), inc_hosts);
+                continue;
+            }
+            match loader.expand_role(&spec, &how, &lineage, &inherited) {
+                Ok(expanded) => {
+                    let imported_handlers = loader.take_import_handlers();
+                    let mut merged = params.clone();
+                    merged.extend(inc.params.clone());
+                    self.add_handlers(ctx, expanded.handlers, &merged);
+                    self.add_handlers(ctx, imported_handlers, &merged);
+                    self.note_included_role(ctx, &expanded.instance, inc.public);
+                    self.run_list(ctx, &expanded.tasks, &inc_hosts, &merged, handler);
+                }
+                Err(d) => self.fail_include(ctx, &d, inc_hosts),
+            }
+        }
+    }
+
+    /// What every dynamic include does first: per host, decide what it includes (one entry
+    /// per loop item, `Err` fails the host); print the skipped and failed hosts, then one
+    /// `included: X for h1, h2` line per distinct inclusion, as Ansible prints them. Returns
+    /// each inclusion with the hosts that include it, in first-seen order.
+    fn decide_includes<K: PartialEq>(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        hosts: &[usize],
+        handler: bool,
+        decide: impl Fn(&HostRun) -> Result<Vec<(K, Option<String>)>, String>,
+        shown: impl Fn(&K) -> String,
+    ) -> Vec<(K, Vec<usize>)> {
+        let title = t.display_name();
+        self.report.task_start(&title, handler);
+        let mut includes: Vec<(K, Option<String>, Vec<usize>)> = Vec::new();
         let mut lines = Vec::new();
+        let line = |host: String, status: Status, result: Map<String, Value>| HostLine {
+            host,
+            delegated_to: None,
+            status,
+            item: None,
+            result,
+            ignored: false,
+            show_result: false,
+            censored: false,
+            diff: None,
+        };
         for &i in hosts {
             let Ok(mut st) = ctx.states[i].lock() else {
                 continue;
             };
-            match self.evaluate_include(ctx, t, &st, params) {
+            match decide(&st) {
                 Ok(entries) if entries.is_empty() => {
                     st.stats.skipped += 1;
-                    lines.push(HostLine {
-                        host: st.name.clone(),
-                        delegated_to: None,
-                        status: Status::Skipped,
-                        item: None,
-                        result: Map::new(),
-                        ignored: false,
-                        show_result: false,
-                        censored: false,
-                        diff: None,
-                    });
+                    lines.push(line(st.name.clone(), Status::Skipped, Map::new()));
                 }
                 Ok(entries) => {
-                    for entry in entries {
+                    // An include that ran counts as a task of its role having run.
+                    if let Some(r) = &t.role {
+                        st.roles_ran.insert(r.key.clone());
+                    }
+                    for (what, label) in entries {
                         st.stats.ok += 1;
-                        match includes
-                            .iter_mut()
-                            .find(|((ip, pp, _), _)| ip == &entry.0 && pp == &entry.1)
-                        {
-                            Some(found) => found.1.push(i),
-                            None => includes.push((entry, vec![i])),
+                        match includes.iter_mut().find(|(k, _, _)| k == &what) {
+                            Some(found) => found.2.push(i),
+                            None => includes.push((what, label, vec![i])),
                         }
                     }
                 }
@@ -866,31 +1090,19 @@ impl Runner {
                     let mut result = Map::new();
                     result.insert("failed".into(), Value::Bool(true));
                     result.insert("msg".into(), Value::String(msg));
-                    lines.push(HostLine {
-                        host: st.name.clone(),
-                        delegated_to: None,
-                        status: Status::Failed,
-                        item: None,
-                        result,
-                        ignored: false,
-                        show_result: false,
-                        censored: false,
-                        diff: None,
-                    });
+                    lines.push(line(st.name.clone(), Status::Failed, result));
                 }
             }
         }
         self.report.host_lines(&lines);
-        // One line per included file (and item), naming every host that includes it, as Ansible prints it.
-        for ((path, _, label), inc_hosts) in &includes {
+        for (what, label, inc_hosts) in &includes {
             let names: Vec<String> = inc_hosts
                 .iter()
                 .filter_map(|&i| ctx.states[i].lock().ok().map(|s| s.name.clone()))
                 .collect();
-            let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
             self.report.note(&format!(
                 "included: {} for {}{}",
-                shown.display(),
+                shown(what),
                 names.join(", "),
                 label
                     .as_ref()
@@ -901,28 +1113,69 @@ impl Runner {
         for &i in hosts {
             self.sync_stats(ctx, i);
         }
-        let mut loader = Loader::default();
-        for ((path, p, _), inc_hosts) in includes {
-            let inherited = Inherited {
-                tags: t.tags.clone(),
-                ..Inherited::default()
-            };
-            match loader.load_task_file(&path, &inherited, handler) {
-                Ok(tasks) => {
-                    let mut merged = params.clone();
-                    merged.extend(p);
-                    self.run_list(ctx, &tasks, &inc_hosts, &merged, handler);
-                }
-                Err(d) => {
-                    self.report.note(&d.render());
-                    for i in inc_hosts {
-                        if let Ok(mut st) = ctx.states[i].lock() {
-                            st.failed = true;
-                            st.stats.failed += 1;
-                        }
-                        self.sync_stats(ctx, i);
-                    }
-                }
+        includes
+            .into_iter()
+            .map(|(what, _, hosts)| (what, hosts))
+            .collect()
+    }
+
+    /// An included file or role that cannot be loaded fails the hosts that included it.
+    fn fail_include(&self, ctx: &PlayCtx<'_>, d: &Diagnostic, hosts: Vec<usize>) {
+        self.report.note(&d.render());
+        for i in hosts {
+            if let Ok(mut st) = ctx.states[i].lock() {
+                st.failed = true;
+                st.stats.failed += 1;
+            }
+            self.sync_stats(ctx, i);
+        }
+    }
+
+    /// A loader for files and roles included while the play runs.
+    fn runtime_loader(&self, ctx: &PlayCtx<'_>) -> Loader {
+        let mut loader = Loader::new(self.opts.role_search.clone(), self.opts.extra_vars.clone());
+        loader.begin_play_roles(&ctx.play.dir, ctx.play.vars.clone());
+        loader
+    }
+
+    /// Handlers an include brings join the play's (Ansible appends them; a notification by
+    /// name reaches the last one). Include params stay visible to them.
+    fn add_handlers(&self, ctx: &PlayCtx<'_>, new: Vec<Task>, include_params: &Map<String, Value>) {
+        if new.is_empty() {
+            return;
+        }
+        let Ok(mut handlers) = ctx.handlers.write() else {
+            return;
+        };
+        for mut h in new {
+            for (k, v) in include_params {
+                h.vars.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            if !handlers.contains(&h) {
+                handlers.push(h);
+            }
+        }
+    }
+
+    /// An included role joins the play's roles; a public one shows its defaults and vars to
+    /// every later task, as Ansible does.
+    fn note_included_role(&self, ctx: &PlayCtx<'_>, instance: &RoleInstance, public: bool) {
+        if let Ok(mut roles) = ctx.roles.write() {
+            if public {
+                roles.add_public(instance);
+            } else {
+                roles.play_role_names.push(instance.own.name.clone());
+            }
+        }
+        if !public {
+            return;
+        }
+        let defaults = instance.defaults_along(&[]);
+        let exports = instance.exports();
+        for st in &ctx.states {
+            if let Ok(mut st) = st.lock() {
+                st.layers.role_defaults.extend(defaults.clone());
+                st.layers.role_exports.extend(exports.clone());
             }
         }
     }
