@@ -453,8 +453,13 @@ impl Runner {
                 self.complete_role(ctx, t, &active);
                 continue;
             }
-            // A role that already ran on a host is not run there again (same role, same params).
-            let active = self.not_done_with_role(ctx, t, active);
+            // A role that already ran on a host is not run there again (same role, same
+            // params); its handlers still run when notified.
+            let active = if handler {
+                active
+            } else {
+                self.not_done_with_role(ctx, t, active)
+            };
             if active.is_empty() {
                 continue;
             }

@@ -616,15 +616,14 @@ impl Loader {
             let mut inherited = play_inherited.clone();
             roles::apply_keywords(&mut inherited, &spec.keywords)
                 .map_err(|m| err(&item.span, m))?;
-            let expanded =
-                self.expand_role(&spec, &CallHow::default(), &Lineage::default(), &inherited)?;
-            let graph = &mut self.roles.play.roles.graph;
-            graph.add_root(
+            let root = self.roles.play.roles.graph.add_root(
                 roles::graph::Via::Roles,
                 &spec.name,
                 &spec.span,
-                Some(expanded.node),
             );
+            let expanded =
+                self.expand_role(&spec, &CallHow::default(), &Lineage::default(), &inherited)?;
+            self.roles.play.roles.graph.roots[root].node = Some(expanded.node);
             self.roles.play.roles.add_public(&expanded.instance);
             tasks.extend(expanded.tasks);
             handlers.extend(expanded.handlers);
@@ -1021,18 +1020,35 @@ impl Loader {
             .as_ref()
             .map(|r| r.lineage_for_child())
             .unwrap_or_default();
+        // Imported by the play, it is one of the play's roots; by a role, an edge from it.
+        let caller = own
+            .role
+            .as_ref()
+            .and_then(|r| self.roles.play.roles.graph.node_of(&r.key));
+        let root = match caller {
+            Some(_) => None,
+            None => Some(self.roles.play.roles.graph.add_root(
+                roles::graph::Via::ImportRole,
+                &name,
+                span,
+            )),
+        };
         let expanded = self.expand_role(&spec, &how, &lineage, &inherited)?;
         let public = args
             .get("public")
             .map(|v| modules::args::ansible_bool(v).unwrap_or(true))
             .unwrap_or(true);
         let state = &mut self.roles.play;
-        state.roles.graph.add_root(
-            roles::graph::Via::ImportRole,
-            &name,
-            span,
-            Some(expanded.node),
-        );
+        match (root, caller) {
+            (Some(root), _) => state.roles.graph.roots[root].node = Some(expanded.node),
+            (None, Some(from)) => {
+                state
+                    .roles
+                    .graph
+                    .add_edge(from, expanded.node, span, roles::graph::Via::ImportRole)
+            }
+            (None, None) => {}
+        }
         if public {
             state.roles.add_public(&expanded.instance);
         }
@@ -1051,11 +1067,15 @@ impl Loader {
         let Some(name) = role_task_name(args) else {
             return;
         };
-        self.roles
-            .play
-            .roles
-            .graph
-            .add_root(roles::graph::Via::IncludeRole, &name, span, None);
+        let graph = &mut self.roles.play.roles.graph;
+        match caller.and_then(|c| graph.node_of(&c.key)) {
+            Some(node) => graph.graph[node]
+                .includes
+                .push((name.clone(), span.clone())),
+            None => {
+                graph.add_root(roles::graph::Via::IncludeRole, &name, span);
+            }
+        }
         if !name.contains("{{") {
             let from = from_files(args);
             let base = caller.and_then(|c| c.path.parent()).map(Path::to_path_buf);

@@ -22,12 +22,16 @@ pub struct RoleNode {
     pub vars: Map<String, Value>,
     pub allow_duplicates: bool,
     pub from_include: bool,
+    /// Roles its tasks `include_role` (decided when they run): name as written, where.
+    pub includes: Vec<(String, Span)>,
 }
 
-/// How the play reaches a role.
+/// How a role is reached: from the play (`roles:`, or a task of the play), or from another
+/// role (its `meta/main.yml`, or one of its tasks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
     Roles,
+    Dependency,
     ImportRole,
     IncludeRole,
 }
@@ -36,10 +40,18 @@ impl Via {
     fn word(self) -> &'static str {
         match self {
             Via::Roles => "roles",
+            Via::Dependency => "dependency",
             Via::ImportRole => "import_role",
             Via::IncludeRole => "include_role",
         }
     }
+}
+
+/// An edge of the graph: the place that names the role, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleEdge {
+    pub span: Span,
+    pub via: Via,
 }
 
 /// A role the play itself names; `include_role`s are decided when they run, so they are
@@ -52,18 +64,19 @@ pub struct RoleRoot {
     pub node: Option<NodeIndex>,
 }
 
-/// Every role call of a play: nodes are calls, edges are `meta/main.yml` dependencies (with
-/// the place they are written), roots are what the play names, in order.
+/// Every role call of a play: nodes are calls, edges are `meta/main.yml` dependencies and
+/// roles imported by a role's tasks (with the place they are written), roots are what the
+/// play names, in order.
 #[derive(Debug, Clone, Default)]
 pub struct RoleGraph {
-    pub graph: DiGraph<RoleNode, Span>,
+    pub graph: DiGraph<RoleNode, RoleEdge>,
     pub roots: Vec<RoleRoot>,
     index: HashMap<String, NodeIndex>,
 }
 
 impl PartialEq for RoleGraph {
     fn eq(&self, other: &Self) -> bool {
-        let edges = |g: &DiGraph<RoleNode, Span>| -> Vec<(usize, usize, Span)> {
+        let edges = |g: &DiGraph<RoleNode, RoleEdge>| -> Vec<(usize, usize, RoleEdge)> {
             g.edge_references()
                 .map(|e| (e.source().index(), e.target().index(), e.weight().clone()))
                 .collect()
@@ -85,31 +98,42 @@ impl RoleGraph {
         n
     }
 
-    /// `from` depends on `to` (written at `span`); a dependency compiled twice is one edge.
-    pub fn add_dependency(&mut self, from: NodeIndex, to: NodeIndex, span: &Span) {
+    /// The node of the role call with this identity.
+    pub fn node_of(&self, key: &str) -> Option<NodeIndex> {
+        self.index.get(key).copied()
+    }
+
+    /// `from` depends on (or imports) `to`, written at `span`; compiled twice, it is one edge.
+    pub fn add_edge(&mut self, from: NodeIndex, to: NodeIndex, span: &Span, via: Via) {
         if self.graph.find_edge(from, to).is_none() {
-            self.graph.add_edge(from, to, span.clone());
+            let edge = RoleEdge {
+                span: span.clone(),
+                via,
+            };
+            self.graph.add_edge(from, to, edge);
         }
     }
 
-    pub fn add_root(&mut self, via: Via, name: &str, span: &Span, node: Option<NodeIndex>) {
+    /// What the play names, in order; the node is filled in once the role is compiled.
+    pub fn add_root(&mut self, via: Via, name: &str, span: &Span) -> usize {
         self.roots.push(RoleRoot {
             via,
             name: name.to_string(),
             span: span.clone(),
-            node,
+            node: None,
         });
+        self.roots.len() - 1
     }
 
-    /// Dependencies of a node in the order they are written.
-    fn children(&self, n: NodeIndex) -> Vec<(NodeIndex, &Span)> {
-        let mut out: Vec<(EdgeIndex, NodeIndex, &Span)> = self
+    /// Edges out of a node in the order they are written.
+    fn children(&self, n: NodeIndex) -> Vec<(NodeIndex, &RoleEdge)> {
+        let mut out: Vec<(EdgeIndex, NodeIndex, &RoleEdge)> = self
             .graph
             .edges(n)
             .map(|e| (e.id(), e.target(), e.weight()))
             .collect();
         out.sort_by_key(|(id, _, _)| *id);
-        out.into_iter().map(|(_, t, s)| (t, s)).collect()
+        out.into_iter().map(|(_, t, e)| (t, e)).collect()
     }
 }
 
@@ -207,7 +231,7 @@ fn tree_node(
     let r = &g.graph[node];
     let again = !shown.insert(node);
     let mark = if again && !r.allow_duplicates {
-        " (runs once: same role and parameters as above)"
+        " (same role and parameters as above: skipped where it already ran)"
     } else {
         ""
     };
@@ -223,13 +247,29 @@ fn tree_node(
     if again && !r.allow_duplicates {
         return;
     }
-    for (child, _) in g.children(node) {
-        tree_node(g, child, indent + 2, "", shown, out);
+    for (child, edge) in g.children(node) {
+        let prefix = match edge.via {
+            Via::Dependency | Via::Roles => String::new(),
+            via => format!("{}: ", via.word()),
+        };
+        tree_node(g, child, indent + 2, &prefix, shown, out);
+    }
+    for (name, _) in &r.includes {
+        let _ = writeln!(
+            out,
+            "{:width$}include_role: {name} (decided at run time)",
+            "",
+            width = indent + 2
+        );
     }
 }
 
 fn dot_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
 }
 
 /// Graphviz: one cluster per play, a node per role call, an edge per dependency labelled
@@ -287,14 +327,38 @@ pub fn render_dot(playbooks: &[Playbook]) -> String {
                 );
             }
             for e in g.graph.edge_references() {
-                let span = e.weight();
+                let span = &e.weight().span;
+                let via = match e.weight().via {
+                    Via::Dependency | Via::Roles => String::new(),
+                    via => format!("{} ", via.word()),
+                };
                 let _ = writeln!(
                     out,
                     "    {} -> {} [label={}];",
                     id(e.source()),
                     id(e.target()),
-                    dot_quote(&format!("{}:{}", span.file.display(), span.line))
+                    dot_quote(&format!("{via}{}:{}", span.file.display(), span.line))
                 );
+            }
+            for n in g.graph.node_indices() {
+                for (k, (name, span)) in g.graph[n].includes.iter().enumerate() {
+                    let t = dot_quote(&format!("b{b}p{p}r{}i{k}", n.index()));
+                    let _ = writeln!(
+                        out,
+                        "    {t} [label={}, style=dashed];",
+                        dot_quote(&format!("{name} (at run time)"))
+                    );
+                    let _ = writeln!(
+                        out,
+                        "    {} -> {t} [label={}];",
+                        id(n),
+                        dot_quote(&format!(
+                            "include_role {}:{}",
+                            span.file.display(),
+                            span.line
+                        ))
+                    );
+                }
             }
             out.push_str("  }\n");
         }
@@ -319,6 +383,17 @@ pub fn render_json(playbooks: &[Playbook]) -> String {
                         .node_indices()
                         .map(|n| {
                             let r = &g.graph[n];
+                            let includes: Vec<Value> = r
+                                .includes
+                                .iter()
+                                .map(|(name, span)| {
+                                    json!({
+                                        "name": name,
+                                        "file": span.file.display().to_string(),
+                                        "line": span.line,
+                                    })
+                                })
+                                .collect();
                             json!({
                                 "id": n.index(),
                                 "name": r.name,
@@ -326,6 +401,7 @@ pub fn render_json(playbooks: &[Playbook]) -> String {
                                 "params": r.params,
                                 "vars": r.vars,
                                 "allow_duplicates": r.allow_duplicates,
+                                "include_role": includes,
                             })
                         })
                         .collect();
@@ -349,8 +425,9 @@ pub fn render_json(playbooks: &[Playbook]) -> String {
                             json!({
                                 "from": e.source().index(),
                                 "to": e.target().index(),
-                                "file": e.weight().file.display().to_string(),
-                                "line": e.weight().line,
+                                "via": e.weight().via.word(),
+                                "file": e.weight().span.file.display().to_string(),
+                                "line": e.weight().span.line,
                             })
                         })
                         .collect();

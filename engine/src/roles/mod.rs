@@ -876,6 +876,7 @@ impl Loader {
                 vars: spec.vars.clone(),
                 allow_duplicates,
                 from_include: how.from_include,
+                includes: Vec::new(),
             },
         );
         let mut chain = lineage.chain.clone();
@@ -897,7 +898,7 @@ impl Loader {
                 .play
                 .roles
                 .graph
-                .add_dependency(node, sub.node, &dep.span);
+                .add_edge(node, sub.node, &dep.span, graph::Via::Dependency);
             tasks.extend(sub.tasks);
             handlers.extend(sub.handlers);
             deps.push(sub.instance);

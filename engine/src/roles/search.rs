@@ -158,7 +158,19 @@ fn nearest_roles(name: &str, dirs: &[PathBuf]) -> Vec<String> {
         .map(|n| (strsim::levenshtein(name, &n), n))
         .collect();
     scored.sort();
-    scored.into_iter().take(3).map(|(_, n)| n).collect()
+    // Names within a few edits of the one asked for; failing that, the single nearest.
+    let near_enough = name.chars().count().div_ceil(2).max(2);
+    let close: Vec<String> = scored
+        .iter()
+        .filter(|(d, _)| *d <= near_enough)
+        .take(3)
+        .map(|(_, n)| n.clone())
+        .collect();
+    if close.is_empty() {
+        scored.into_iter().take(1).map(|(_, n)| n).collect()
+    } else {
+        close
+    }
 }
 
 /// A directory with any of a role's folders in it.
@@ -230,9 +242,6 @@ mod tests {
                 play_dir.join("webservr").display()
             )
         );
-        assert_eq!(
-            e.notes[1],
-            "nearest existing roles: webserver, acme.db, cache"
-        );
+        assert_eq!(e.notes[1], "nearest existing roles: webserver");
     }
 }
