@@ -67,6 +67,8 @@ pub(crate) struct HostRun {
     pub roles_ran: HashSet<String>,
     /// Roles this host has run to the end: Ansible runs them once per play.
     pub roles_done: HashSet<String>,
+    /// Roles a `meta: end_role` ended for this host, until their completion marker.
+    pub ended_roles: HashSet<String>,
 }
 
 /// Each host's variables as other hosts see them through `hostvars`.
@@ -311,6 +313,7 @@ impl Runner {
                 stats: Stats::default(),
                 roles_ran: HashSet::new(),
                 roles_done: HashSet::new(),
+                ended_roles: HashSet::new(),
             }));
         }
         let check = play
@@ -486,7 +489,7 @@ impl Runner {
     /// The hosts that still run a role's task: all of them, unless the role (this identity)
     /// already ran to its end on a host and does not allow duplicates.
     fn not_done_with_role(&self, ctx: &PlayCtx<'_>, t: &Task, hosts: Vec<usize>) -> Vec<usize> {
-        let Some(role) = t.role.as_ref().filter(|r| !r.allow_duplicates) else {
+        let Some(role) = t.role.as_ref() else {
             return hosts;
         };
         hosts
@@ -494,7 +497,10 @@ impl Runner {
             .filter(|&i| {
                 ctx.states[i]
                     .lock()
-                    .map(|st| !st.roles_done.contains(&role.key))
+                    .map(|st| {
+                        !st.ended_roles.contains(&role.key)
+                            && (role.allow_duplicates || !st.roles_done.contains(&role.key))
+                    })
                     .unwrap_or(false)
             })
             .collect()
@@ -505,6 +511,7 @@ impl Runner {
         let Some(role) = &t.role else { return };
         for &i in hosts {
             if let Ok(mut st) = ctx.states[i].lock() {
+                st.ended_roles.remove(&role.key);
                 if st.roles_ran.contains(&role.key) {
                     st.roles_done.insert(role.key.clone());
                 }
@@ -650,12 +657,19 @@ impl Runner {
             censored: false,
             diff: None,
         };
-        if what == "end_host" {
+        if what == "end_host" || what == "end_role" {
             let mut lines = Vec::new();
             for &i in hosts {
                 if holds(i) {
                     if let Ok(mut st) = ctx.states[i].lock() {
-                        st.ended = true;
+                        match (&t.role, what.as_str()) {
+                            // The host skips the rest of the role (up to its completion marker).
+                            (Some(role), "end_role") => {
+                                st.ended_roles.insert(role.key.clone());
+                            }
+                            (_, "end_role") => {}
+                            _ => st.ended = true,
+                        }
                     }
                 } else {
                     lines.push(skipped(i));

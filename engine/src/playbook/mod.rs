@@ -955,6 +955,20 @@ impl Loader {
             return Ok(());
         }
 
+        if short == "meta" && args.get("_raw_params").and_then(Value::as_str) == Some("end_role") {
+            if handlers {
+                return Err(with_task(err(
+                    &span,
+                    "Cannot execute 'end_role' from a handler",
+                )));
+            }
+            if own.role.is_none() {
+                return Err(with_task(err(
+                    &span,
+                    "Cannot execute 'end_role' from outside of a role",
+                )));
+            }
+        }
         if short == "import_role" || short == "include_role" {
             check_role_task_args(&short, &args, &keywords, handlers, &span).map_err(with_task)?;
         }
@@ -1271,15 +1285,13 @@ fn check_notify(play: &Play, dynamic: &[String]) -> Result<(), Diagnostic> {
     check(&play.handlers, &known)
 }
 
-/// Every task of a list, depth first, blocks included (for `--list-tasks`, `--list-tags`).
+/// Every task of a list, depth first, into blocks (for `--list-tasks`, `--list-tags`). As
+/// ansible-playbook lists them: a block's own tasks, not its `rescue`/`always`, and not the
+/// tasks the engine adds itself.
 pub fn walk<'a>(tasks: &'a [Task], out: &mut Vec<&'a Task>) {
     for t in tasks {
         match &t.block {
-            Some(b) => {
-                walk(&b.block, out);
-                walk(&b.rescue, out);
-                walk(&b.always, out);
-            }
+            Some(b) => walk(&b.block, out),
             None if t.is_implicit() => {}
             None => out.push(t),
         }

@@ -260,3 +260,26 @@ fn role_task_arguments_are_checked() {
         "You cannot use loops on 'import_role' statements. You should use 'include_role' instead."
     );
 }
+
+#[test]
+fn end_role_belongs_in_a_role() {
+    let dir = tree(&[("site.yml", "- hosts: all\n  tasks:\n    - meta: end_role\n")]);
+    let e = load(dir.path()).expect_err("refused");
+    assert_eq!(
+        e.message,
+        "Cannot execute 'end_role' from outside of a role"
+    );
+    let dir = tree(&[
+        ("site.yml", "- hosts: all\n  roles: [r]\n"),
+        (
+            "roles/r/tasks/main.yml",
+            "- meta: end_role\n- debug: msg=never\n",
+        ),
+    ]);
+    let pb = load(dir.path()).expect("loads");
+    assert_eq!(
+        pb.plays[0].tasks.len(),
+        3,
+        "end_role, debug, completion marker"
+    );
+}
