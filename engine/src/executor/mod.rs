@@ -838,6 +838,26 @@ impl Runner {
             magic.insert("ansible_role_name".into(), Value::String(r.name.clone()));
             magic.insert("ansible_collection_name".into(), Value::Null);
         }
+        if let Some(t) = task {
+            // Where lookups find relative files: the role's own folder, those of the roles
+            // that led to it, the task file's, the playbook's (Ansible's `ansible_search_path`).
+            let mut search: Vec<String> = role
+                .map(|r| r.chain.iter().rev().map(|o| abs(&o.path)).collect())
+                .unwrap_or_default();
+            for dir in [
+                crate::playbook::parent_dir(&t.span.file),
+                ctx.play.dir.clone(),
+            ] {
+                let dir = abs(&dir);
+                if !search.contains(&dir) {
+                    search.push(dir);
+                }
+            }
+            magic.insert(
+                "ansible_search_path".into(),
+                Value::Array(search.into_iter().map(Value::String).collect()),
+            );
+        }
         let no_vars = Map::new();
         let task_vars = task.map_or(&no_vars, |t| &t.vars);
         st.layers
@@ -954,8 +974,8 @@ impl Runner {
         )
     }
 
-    /// Run an `include_tasks`: per host, decide the file (and loop items), then run each file
-    /// on the hosts that included it.
+    /// Run an `include_tasks`: per host, decide the file (and loop items), load every file,
+    /// then run each on the hosts that included it.
     fn run_include(
         &self,
         ctx: &PlayCtx<'_>,
@@ -964,45 +984,44 @@ impl Runner {
         params: &Map<String, Value>,
         handler: bool,
     ) {
-        let includes = self.decide_includes(
-            ctx,
-            t,
-            hosts,
-            handler,
-            |st| {
-                self.evaluate_include(ctx, t, st, params).map(|entries| {
-                    entries
-                        .into_iter()
-                        .map(|(path, p, label)| ((path, p), label))
-                        .collect()
-                })
-            },
-            |(path, _)| {
-                std::fs::canonicalize(path)
-                    .unwrap_or_else(|_| path.clone())
-                    .display()
-                    .to_string()
-            },
-        );
+        let decided = self.decide_includes(ctx, t, hosts, handler, |st| {
+            self.evaluate_include(ctx, t, st, params).map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|(path, p, label)| ((path, p), label))
+                    .collect()
+            })
+        });
         let mut loader = self.runtime_loader(ctx);
         // What the enclosing blocks pass down; the include's own keywords stay with it.
         let inherited = t.inherited.as_deref().cloned().unwrap_or_default();
-        for ((path, p), inc_hosts) in includes {
-            match loader.load_task_file(&path, &inherited, handler) {
-                Ok(tasks) => {
-                    let imported_handlers = loader.take_import_handlers();
-                    self.add_handlers(ctx, imported_handlers, &Map::new());
-                    let mut merged = params.clone();
-                    merged.extend(p);
-                    self.run_list(ctx, &tasks, &inc_hosts, &merged, handler);
+        let loaded = self.load_includes(
+            ctx,
+            t,
+            decided,
+            |(path, _)| abs(path),
+            |(path, _)| {
+                if !path.is_file() {
+                    let reason = format!(
+                        "Could not find or access '{}' on the Ansible Controller.",
+                        abs(path)
+                    );
+                    return Err(Diagnostic::new(reason).at(t.span.clone()));
                 }
-                Err(d) => self.fail_include(ctx, &d, inc_hosts),
-            }
+                let tasks = loader.load_task_file(path, &inherited, handler)?;
+                Ok((tasks, loader.take_import_handlers()))
+            },
+        );
+        for ((_, p), (tasks, imported_handlers), inc_hosts) in loaded {
+            self.add_handlers(ctx, imported_handlers, &Map::new());
+            let mut merged = params.clone();
+            merged.extend(p);
+            self.run_list(ctx, &tasks, &inc_hosts, &merged, handler);
         }
     }
 
-    /// Run an `include_role`: per host, decide the role (and loop items), then compile the
-    /// role and run it on the hosts that included it.
+    /// Run an `include_role`: per host, decide the role (and loop items), compile every role
+    /// included, then run each on the hosts that included it.
     fn run_include_role(
         &self,
         ctx: &PlayCtx<'_>,
@@ -1011,52 +1030,49 @@ impl Runner {
         params: &Map<String, Value>,
         handler: bool,
     ) {
-        let includes = self.decide_includes(
+        let decided = self.decide_includes(ctx, t, hosts, handler, |st| {
+            self.evaluate_include_role(ctx, t, st, params)
+        });
+        let mut loader = self.runtime_loader(ctx);
+        let loaded = self.load_includes(
             ctx,
             t,
-            hosts,
-            handler,
-            |st| self.evaluate_include_role(ctx, t, st, params),
+            decided,
             |inc| inc.name.clone(),
+            |inc| {
+                let mut spec = RoleSpec::named(inc.name.clone(), t.span.clone());
+                spec.vars = t.vars.clone();
+                let how = CallHow {
+                    from: inc.from.clone(),
+                    from_include: true,
+                    allow_duplicates: Some(inc.allow_duplicates),
+                };
+                let lineage = t
+                    .role
+                    .as_ref()
+                    .map(|r| r.lineage_for_child())
+                    .unwrap_or_default();
+                let mut inherited = t.inherited.as_deref().cloned().unwrap_or_default();
+                roles::apply_keywords(&mut inherited, &inc.apply)
+                    .map_err(|m| Diagnostic::new(m).at(t.span.clone()))?;
+                let expanded = loader.expand_role(&spec, &how, &lineage, &inherited)?;
+                Ok((expanded, loader.take_import_handlers()))
+            },
         );
-        let mut loader = self.runtime_loader(ctx);
-        for (inc, inc_hosts) in includes {
-            let mut spec = RoleSpec::named(inc.name.clone(), t.span.clone());
-            spec.vars = t.vars.clone();
-            let how = CallHow {
-                from: inc.from.clone(),
-                from_include: true,
-                allow_duplicates: Some(inc.allow_duplicates),
-            };
-            let lineage = t
-                .role
-                .as_ref()
-                .map(|r| r.lineage_for_child())
-                .unwrap_or_default();
-            let mut inherited = t.inherited.as_deref().cloned().unwrap_or_default();
-            if let Err(m) = roles::apply_keywords(&mut inherited, &inc.apply) {
-                self.fail_include(ctx, &Diagnostic::new(m).at(t.span.clone()), inc_hosts);
-                continue;
-            }
-            match loader.expand_role(&spec, &how, &lineage, &inherited) {
-                Ok(expanded) => {
-                    let imported_handlers = loader.take_import_handlers();
-                    let mut merged = params.clone();
-                    merged.extend(inc.params.clone());
-                    self.add_handlers(ctx, expanded.handlers, &merged);
-                    self.add_handlers(ctx, imported_handlers, &merged);
-                    self.note_included_role(ctx, &expanded.instance, inc.public);
-                    self.run_list(ctx, &expanded.tasks, &inc_hosts, &merged, handler);
-                }
-                Err(d) => self.fail_include(ctx, &d, inc_hosts),
-            }
+        for (inc, (expanded, imported_handlers), inc_hosts) in loaded {
+            let mut merged = params.clone();
+            merged.extend(inc.params.clone());
+            self.add_handlers(ctx, expanded.handlers, &merged);
+            self.add_handlers(ctx, imported_handlers, &merged);
+            self.note_included_role(ctx, &expanded.instance, inc.public);
+            self.run_list(ctx, &expanded.tasks, &inc_hosts, &merged, handler);
         }
     }
 
-    /// What every dynamic include does first: per host, decide what it includes (one entry
-    /// per loop item, `Err` fails the host); print the skipped and failed hosts, then one
-    /// `included: X for h1, h2` line per distinct inclusion, as Ansible prints them. Returns
-    /// each inclusion with the hosts that include it, in first-seen order.
+    /// What every dynamic include does first: print its banner, and per host decide what it
+    /// includes (one entry per loop item; `Err` fails the host), printing the hosts it skips
+    /// or fails. Returns each distinct inclusion (with its loop item's label) and the hosts
+    /// that include it, in first-seen order.
     fn decide_includes<K: PartialEq>(
         &self,
         ctx: &PlayCtx<'_>,
@@ -1064,23 +1080,10 @@ impl Runner {
         hosts: &[usize],
         handler: bool,
         decide: impl Fn(&HostRun) -> Result<Vec<(K, Option<String>)>, String>,
-        shown: impl Fn(&K) -> String,
-    ) -> Vec<(K, Vec<usize>)> {
-        let title = t.display_name();
-        self.report.task_start(&title, handler);
+    ) -> Vec<(K, Option<String>, Vec<usize>)> {
+        self.report.task_start(&t.display_name(), handler);
         let mut includes: Vec<(K, Option<String>, Vec<usize>)> = Vec::new();
         let mut lines = Vec::new();
-        let line = |host: String, status: Status, result: Map<String, Value>| HostLine {
-            host,
-            delegated_to: None,
-            status,
-            item: None,
-            result,
-            ignored: false,
-            show_result: false,
-            censored: false,
-            diff: None,
-        };
         for &i in hosts {
             let Ok(mut st) = ctx.states[i].lock() else {
                 continue;
@@ -1088,7 +1091,7 @@ impl Runner {
             match decide(&st) {
                 Ok(entries) if entries.is_empty() => {
                     st.stats.skipped += 1;
-                    lines.push(line(st.name.clone(), Status::Skipped, Map::new()));
+                    lines.push(include_line(&st.name, Status::Skipped, Map::new()));
                 }
                 Ok(entries) => {
                     // An include that ran counts as a task of its role having run.
@@ -1096,7 +1099,6 @@ impl Runner {
                         st.roles_ran.insert(r.key.clone());
                     }
                     for (what, label) in entries {
-                        st.stats.ok += 1;
                         match includes.iter_mut().find(|(k, _, _)| k == &what) {
                             Some(found) => found.2.push(i),
                             None => includes.push((what, label, vec![i])),
@@ -1109,45 +1111,85 @@ impl Runner {
                     let mut result = Map::new();
                     result.insert("failed".into(), Value::Bool(true));
                     result.insert("msg".into(), Value::String(msg));
-                    lines.push(line(st.name.clone(), Status::Failed, result));
+                    lines.push(include_line(&st.name, Status::Failed, result));
                 }
             }
         }
         self.report.host_lines(&lines);
-        for (what, label, inc_hosts) in &includes {
-            let names: Vec<String> = inc_hosts
-                .iter()
-                .filter_map(|&i| ctx.states[i].lock().ok().map(|s| s.name.clone()))
-                .collect();
-            self.report.note(&format!(
-                "included: {} for {}{}",
-                shown(what),
-                names.join(", "),
-                label
-                    .as_ref()
-                    .map(|l| format!(" => (item={l})"))
-                    .unwrap_or_default()
-            ));
-        }
-        for &i in hosts {
-            self.sync_stats(ctx, i);
-        }
         includes
-            .into_iter()
-            .map(|(what, _, hosts)| (what, hosts))
-            .collect()
     }
 
-    /// An included file or role that cannot be loaded fails the hosts that included it.
-    fn fail_include(&self, ctx: &PlayCtx<'_>, d: &Diagnostic, hosts: Vec<usize>) {
-        self.report.note(&d.render());
-        for i in hosts {
-            if let Ok(mut st) = ctx.states[i].lock() {
-                st.failed = true;
-                st.stats.failed += 1;
+    /// Load every inclusion before any of them runs, as Ansible does: one that loads is
+    /// announced (`included: X for h1, h2`) and counts as ok on its hosts; one that cannot
+    /// be loaded fails its hosts (`fatal: ... "reason"`, or only the error for a loop), who
+    /// then run none of what they included.
+    fn load_includes<K, L>(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        decided: Vec<(K, Option<String>, Vec<usize>)>,
+        shown: impl Fn(&K) -> String,
+        mut load: impl FnMut(&K) -> Result<L, Diagnostic>,
+    ) -> Vec<(K, L, Vec<usize>)> {
+        let in_loop = t
+            .keywords
+            .keys()
+            .any(|k| k == "loop" || k.starts_with("with_"));
+        let mut loaded = Vec::new();
+        for (what, label, inc_hosts) in decided {
+            match load(&what) {
+                Ok(l) => {
+                    let mut names = Vec::new();
+                    for &i in &inc_hosts {
+                        if let Ok(mut st) = ctx.states[i].lock() {
+                            st.stats.ok += 1;
+                            names.push(st.name.clone());
+                        }
+                    }
+                    self.report.note(&format!(
+                        "included: {} for {}{}",
+                        shown(&what),
+                        names.join(", "),
+                        label
+                            .as_ref()
+                            .map(|l| format!(" => (item={l})"))
+                            .unwrap_or_default()
+                    ));
+                    loaded.push((what, l, inc_hosts));
+                }
+                Err(d) => {
+                    self.report.task_error(&d.render());
+                    let reason = std::iter::once(d.message.clone())
+                        .chain(d.notes.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let mut lines = Vec::new();
+                    for &i in &inc_hosts {
+                        let Ok(mut st) = ctx.states[i].lock() else {
+                            continue;
+                        };
+                        st.failed = true;
+                        st.stats.failed += 1;
+                        let mut result = Map::new();
+                        result.insert("changed".into(), Value::Bool(false));
+                        let file = t.args.get("_raw_params").or(t.args.get("file"));
+                        if let (Some(file), false) = (file, t.action == "include_role") {
+                            result.insert("include".into(), file.clone());
+                        }
+                        result.insert("failed".into(), Value::Bool(true));
+                        result.insert("reason".into(), Value::String(reason.clone()));
+                        lines.push(include_line(&st.name, Status::Failed, result));
+                    }
+                    if !in_loop {
+                        self.report.host_lines(&lines);
+                    }
+                }
             }
+        }
+        for i in 0..ctx.states.len() {
             self.sync_stats(ctx, i);
         }
+        loaded
     }
 
     /// A loader for files and roles included while the play runs.
@@ -1200,6 +1242,21 @@ impl Runner {
     }
 }
 
+/// A host's line for an include task (skipped, or failed).
+fn include_line(host: &str, status: Status, result: Map<String, Value>) -> HostLine {
+    HostLine {
+        host: host.to_string(),
+        delegated_to: None,
+        status,
+        item: None,
+        result,
+        ignored: false,
+        show_result: false,
+        censored: false,
+        diff: None,
+    }
+}
+
 fn merge_stats(a: &Stats, b: &Stats) -> Stats {
     Stats {
         ok: a.ok + b.ok,
@@ -1212,8 +1269,10 @@ fn merge_stats(a: &Stats, b: &Stats) -> Stats {
     }
 }
 
+/// A path as Ansible shows it: absolute, symlinks resolved when it exists.
 fn abs(p: &Path) -> String {
     std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
         .unwrap_or_else(|_| p.to_path_buf())
         .display()
         .to_string()
