@@ -752,3 +752,41 @@ fn roles_path_comes_from_play_toml_or_the_environment() {
         run(&env)
     );
 }
+
+/// The repository's own role (roles/common) through playbooks/baseline.yml, in check mode
+/// against this machine: found through playbooks/play.toml's roles_path, its template and
+/// handler run, and nothing is written.
+#[test]
+fn shipped_baseline_role_runs_in_check_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let motd = dir.path().join("motd");
+    let motd_var = format!("common_motd_path={}", motd.display());
+    let out = play(
+        &repo_root(),
+        &[
+            "-i",
+            "inventory/local.yml",
+            "playbooks/baseline.yml",
+            "--check",
+            "-e",
+            &motd_var,
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("TASK [common : Write the message of the day] *")
+            && stdout.contains("RUNNING HANDLER [common : Announce the new motd]"),
+        "{stdout}"
+    );
+    assert_eq!(
+        recap_line(&stdout, "localhost"),
+        "localhost                  : ok=4    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0"
+    );
+    assert!(!motd.exists(), "check mode wrote the motd");
+}
