@@ -249,6 +249,14 @@ impl Runner {
             }
             "pause" => act_pause(&args),
             "include_vars" => self.act_include_vars(ctx, t, &args),
+            "validate_argument_spec" => Ran::ok(crate::roles::argspec::validate(&args, |name| {
+                let v = scope.vars.get(name)?;
+                Some(
+                    self.templar
+                        .template_value(v, &scope)
+                        .map_err(|e| e.message),
+                )
+            })),
             "template" => self.act_template(ctx, t, st, args, &scope, mode),
             "copy" => self.act_copy(ctx, t, st, args, &scope, mode),
             "fetch" => self.act_fetch(ctx, t, st, &args, &scope, mode.check),

@@ -1046,6 +1046,7 @@ impl Runner {
                     from: inc.from.clone(),
                     from_include: true,
                     allow_duplicates: Some(inc.allow_duplicates),
+                    skip_validation: !inc.validate,
                 };
                 let lineage = t
                     .role

@@ -23,6 +23,8 @@ pub(crate) struct RoleInclusion {
     pub params: Map<String, Value>,
     pub public: bool,
     pub allow_duplicates: bool,
+    /// `rolespec_validate` (default yes).
+    pub validate: bool,
     /// Keywords for the role's tasks (`apply:`).
     pub apply: Map<String, Value>,
 }
@@ -947,6 +949,7 @@ impl Runner {
                     params: self.include_params(t, item.as_ref(), &scope)?,
                     public: flag("public", false),
                     allow_duplicates: flag("allow_duplicates", true),
+                    validate: flag("rolespec_validate", true),
                     apply,
                 },
                 item.as_ref().map(item_label),

@@ -130,6 +130,7 @@ pub const ENGINE_ACTIONS: &[&str] = &[
     "include",
     "include_role",
     "import_role",
+    "validate_argument_spec",
     "gather_facts",
     "setup",
     "add_host",
@@ -1028,6 +1029,10 @@ impl Loader {
                     .and_then(modules::args::ansible_bool)
                     .unwrap_or(true),
             ),
+            skip_validation: args
+                .get("rolespec_validate")
+                .and_then(modules::args::ansible_bool)
+                == Some(false),
         };
         let lineage = own
             .role

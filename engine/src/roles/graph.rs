@@ -158,7 +158,7 @@ pub fn find_cycle<N, E>(g: &DiGraph<N, E>) -> Option<Vec<EdgeIndex>> {
                 let mut path = vec![id];
                 let mut cur = n;
                 while cur != start {
-                    let e = came_by[&cur];
+                    let e = *came_by.get(&cur)?;
                     path.push(e);
                     cur = g.edge_endpoints(e)?.0;
                 }

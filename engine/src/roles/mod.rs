@@ -9,6 +9,7 @@
 //! That de-duplication happens when the play runs, as in Ansible: a role whose tasks were all
 //! skipped on a host has not "run" there, and runs again when it comes up next.
 
+pub mod argspec;
 pub mod graph;
 pub mod search;
 
@@ -196,6 +197,8 @@ pub struct CallHow {
     pub from_include: bool,
     /// `include_role`/`import_role` say `allow_duplicates` (default yes) instead of `meta/`.
     pub allow_duplicates: Option<bool>,
+    /// `rolespec_validate: false`: no argument-spec validation task.
+    pub skip_validation: bool,
 }
 
 /// What one role brings to a call of it: its own defaults and vars, and how it was called.
@@ -698,6 +701,55 @@ fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// The task Ansible puts first in a role with an argument spec:
+/// `validate_argument_spec` on the role's params (and the variables named like its options).
+fn validation_task(
+    call: &Arc<RoleCall>,
+    inherited: &Inherited,
+    entry_point: &str,
+    arg_spec: &Map<String, Value>,
+    params: &Map<String, Value>,
+    span: &Span,
+) -> Task {
+    let mut args = Map::new();
+    args.insert(
+        "argument_spec".into(),
+        arg_spec
+            .get("options")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new())),
+    );
+    args.insert("provided_arguments".into(), Value::Object(params.clone()));
+    args.insert(
+        "validate_args_context".into(),
+        serde_json::json!({
+            "type": "role",
+            "name": call.name,
+            "argument_spec_name": entry_point,
+            "path": absolute(&call.path).display().to_string(),
+        }),
+    );
+    let mut tags = inherited.tags.clone();
+    tags.push("always".into());
+    Task {
+        name: Some(argspec::task_name(entry_point, arg_spec)),
+        span: span.clone(),
+        action: "validate_argument_spec".into(),
+        action_written: "ansible.builtin.validate_argument_spec".into(),
+        args,
+        when: inherited.when.clone(),
+        tags,
+        vars: inherited.vars.clone(),
+        environment: inherited.environment.clone(),
+        keywords: inherited.keywords.clone(),
+        block: None,
+        listen: Vec::new(),
+        notify: Vec::new(),
+        role: Some(call.clone()),
+        inherited: None,
+    }
+}
+
 /// The implicit task at the end of a role's tasks: hosts that ran any of its tasks have now
 /// "run" the role (Ansible's `role_complete`).
 fn completion_marker(call: &Arc<RoleCall>, span: &Span) -> Task {
@@ -926,6 +978,20 @@ impl Loader {
         });
         let mut own_inherited = inherited.clone();
         own_inherited.role = Some(call.clone());
+        // A role with an argument spec for this entry point checks its arguments first.
+        let entry_point = how.from.tasks.as_deref().unwrap_or("main");
+        if !how.skip_validation {
+            if let Some(arg_spec) = argspec::entry_point_spec(&dir, entry_point)? {
+                tasks.push(validation_task(
+                    &call,
+                    &own_inherited,
+                    entry_point,
+                    &arg_spec,
+                    &spec.params,
+                    &spec.span,
+                ));
+            }
+        }
         for f in role_files(&dir, "tasks", how.from.tasks.as_deref(), false)
             .map_err(|d| d.at_opt(Some(spec.span.clone())))?
         {
