@@ -96,6 +96,9 @@ pub struct Runner {
     snapshots: Snapshots,
     start_at_found: AtomicBool,
     pool: rayon::ThreadPool,
+    /// Absolute forms of the directories every task's magic variables name (playbook, role,
+    /// task file), resolved once rather than per host and task.
+    abs_paths: Mutex<HashMap<std::path::PathBuf, String>>,
 }
 
 /// The per-play context shared by the host workers.
@@ -190,6 +193,7 @@ impl Runner {
             dead_hosts: Mutex::new(std::collections::HashSet::new()),
             snapshots: Arc::new(RwLock::new(HashMap::new())),
             start_at_found: AtomicBool::new(false),
+            abs_paths: Mutex::new(HashMap::new()),
             pool,
         })
     }
@@ -832,7 +836,7 @@ impl Runner {
         let mut magic = self.magic_vars(ctx, &st.name);
         let role = task.and_then(|t| t.role.as_deref());
         if let Some(r) = role {
-            let path = abs(&r.path);
+            let path = self.abs_path(&r.path);
             magic.insert("role_name".into(), Value::String(r.name.clone()));
             magic.insert("role_path".into(), Value::String(path));
             magic.insert("ansible_role_name".into(), Value::String(r.name.clone()));
@@ -842,13 +846,19 @@ impl Runner {
             // Where lookups find relative files: the role's own folder, those of the roles
             // that led to it, the task file's, the playbook's (Ansible's `ansible_search_path`).
             let mut search: Vec<String> = role
-                .map(|r| r.chain.iter().rev().map(|o| abs(&o.path)).collect())
+                .map(|r| {
+                    r.chain
+                        .iter()
+                        .rev()
+                        .map(|o| self.abs_path(&o.path))
+                        .collect()
+                })
                 .unwrap_or_default();
             for dir in [
                 crate::playbook::parent_dir(&t.span.file),
                 ctx.play.dir.clone(),
             ] {
-                let dir = abs(&dir);
+                let dir = self.abs_path(&dir);
                 if !search.contains(&dir) {
                     search.push(dir);
                 }
@@ -864,6 +874,18 @@ impl Runner {
             .merged(role.map(|r| &r.vars), task_vars, params, &magic)
     }
 
+    /// `abs(p)`, remembered.
+    fn abs_path(&self, p: &Path) -> String {
+        if let Some(known) = self.abs_paths.lock().ok().and_then(|m| m.get(p).cloned()) {
+            return known;
+        }
+        let resolved = abs(p);
+        if let Ok(mut m) = self.abs_paths.lock() {
+            m.insert(p.to_path_buf(), resolved.clone());
+        }
+        resolved
+    }
+
     fn magic_vars(&self, ctx: &PlayCtx<'_>, host: &str) -> Map<String, Value> {
         let mut m = Map::new();
         let strs = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
@@ -877,7 +899,10 @@ impl Runner {
             strs(&self.inventory.group_names(host)),
         );
         m.insert("groups".into(), Value::Object(self.inventory.groups_var()));
-        m.insert("playbook_dir".into(), Value::String(abs(&ctx.play.dir)));
+        m.insert(
+            "playbook_dir".into(),
+            Value::String(self.abs_path(&ctx.play.dir)),
+        );
         if let Some(dir) = self.inventory.inventory_dir(host) {
             m.insert("inventory_dir".into(), Value::String(abs(&dir)));
         }
