@@ -151,12 +151,9 @@ fn listing(cli: &Cli, playbooks: &[Playbook], runner: &Runner) -> Result<String,
             if cli.list_tasks {
                 out.push_str("    tasks:\n");
                 for t in &shown {
-                    let mut tags: Vec<String> = t
-                        .tags
-                        .iter()
-                        .filter(|x| !play_tags.contains(x))
-                        .cloned()
-                        .collect();
+                    // The play's tags and the task's own, as ansible-playbook lists them.
+                    let mut tags: Vec<String> =
+                        t.tags.iter().chain(&play_tags).cloned().collect();
                     tags.sort();
                     tags.dedup();
                     out.push_str(&format!(
