@@ -152,8 +152,7 @@ fn listing(cli: &Cli, playbooks: &[Playbook], runner: &Runner) -> Result<String,
                 out.push_str("    tasks:\n");
                 for t in &shown {
                     // The play's tags and the task's own, as ansible-playbook lists them.
-                    let mut tags: Vec<String> =
-                        t.tags.iter().chain(&play_tags).cloned().collect();
+                    let mut tags: Vec<String> = t.tags.iter().chain(&play_tags).cloned().collect();
                     tags.sort();
                     tags.dedup();
                     out.push_str(&format!(

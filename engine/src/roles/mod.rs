@@ -414,6 +414,8 @@ pub struct RoleLoading {
     defs: HashMap<PathBuf, Arc<RoleDef>>,
     /// Roles whose dependency graph is known to have no cycle.
     acyclic: HashSet<PathBuf>,
+    /// The roles being compiled right now, outermost first (directory, name).
+    compiling: Vec<(PathBuf, String)>,
     pub play: PlayRoleState,
 }
 
@@ -907,6 +909,39 @@ impl Loader {
                 .resolve(&written, &play_dir, caller_base.as_deref(), &spec.span)?;
         let def = self.role_def(&dir)?;
         self.check_role_cycles(&def, &name)?;
+        // A role that imports (import_role) a role that is being compiled around it would
+        // never finish compiling.
+        let compiling = &self.roles.compiling;
+        if let Some(at) = compiling.iter().position(|(p, _)| p == &def.canonical) {
+            let mut names: Vec<String> = compiling[at..].iter().map(|(_, n)| n.clone()).collect();
+            names.push(name.clone());
+            return Err(Diagnostic::new(format!(
+                "role cycle through import_role: {}",
+                names.join(" -> ")
+            ))
+            .at(spec.span.clone())
+            .exit_code(exit::ERROR));
+        }
+        self.roles
+            .compiling
+            .push((def.canonical.clone(), name.clone()));
+        let compiled = self.compile_role(spec, how, lineage, inherited, name, dir, &def);
+        self.roles.compiling.pop();
+        compiled
+    }
+
+    /// `expand_role`, once the role is found and known not to be in a cycle.
+    #[allow(clippy::too_many_arguments)]
+    fn compile_role(
+        &mut self,
+        spec: &RoleSpec,
+        how: &CallHow,
+        lineage: &Lineage,
+        inherited: &Inherited,
+        name: String,
+        dir: PathBuf,
+        def: &RoleDef,
+    ) -> Result<Expanded, Diagnostic> {
         let own = Arc::new(RoleOwn {
             name: name.clone(),
             path: dir.clone(),

@@ -283,3 +283,20 @@ fn end_role_belongs_in_a_role() {
         "end_role, debug, completion marker"
     );
 }
+
+#[test]
+fn a_role_importing_itself_is_refused() {
+    let dir = tree(&[
+        ("site.yml", "- hosts: all\n  roles: [a]\n"),
+        ("roles/a/tasks/main.yml", "- import_role: name=b\n"),
+        (
+            "roles/b/tasks/main.yml",
+            "- debug: msg=b\n- import_role: name=a\n",
+        ),
+    ]);
+    let e = load(dir.path()).expect_err("refused");
+    assert_eq!(e.message, "role cycle through import_role: a -> b -> a");
+    let span = e.span.expect("span");
+    assert!(span.file.ends_with("roles/b/tasks/main.yml"), "{span}");
+    assert_eq!(span.line, 2);
+}
