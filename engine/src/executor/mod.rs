@@ -530,12 +530,11 @@ impl Runner {
         if self.start_at_found.load(Ordering::SeqCst) {
             return true;
         }
-        let name = t.display_name();
-        if &name == start
-            || globset::Glob::new(start)
-                .map(|g| g.compile_matcher().is_match(&name))
-                .unwrap_or(false)
-        {
+        // As Ansible: the task's own name, or its full name (`role : name`), or a glob of either.
+        let matcher = globset::Glob::new(start).ok().map(|g| g.compile_matcher());
+        let matches =
+            |name: &str| name == start || matcher.as_ref().is_some_and(|m| m.is_match(name));
+        if t.name.as_deref().is_some_and(matches) || matches(&t.display_name()) {
             self.start_at_found.store(true, Ordering::SeqCst);
             return true;
         }
