@@ -1,14 +1,16 @@
-//! One `play` invocation: settings, inventory, loading every playbook before anything runs, then listing or running.
+//! One `play` invocation: settings, inventory, loading every playbook before anything runs, then
+//! listing or running; and `play graph`, which loads the playbooks and prints their roles.
 
 use std::path::Path;
 
-use crate::cli::{self, Cli};
+use crate::cli::{self, Cli, GraphCli};
 use crate::connection::HostKeyChecking;
 use crate::error::{exit, Diagnostic};
 use crate::executor::{Options, Runner};
 use crate::inventory::Inventory;
 use crate::playbook::{self, Loader, Playbook};
 use crate::report::{Format, Reporter};
+use crate::roles::{self, RoleSearch};
 
 pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
     let settings = cli::settings(&cli)?;
@@ -25,11 +27,9 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let extra_vars = cli::extra_vars(&cli.extra_vars, &cwd)?;
 
-    // The whole playbook, with its imports, loads before anything runs anywhere.
-    let mut playbooks = Vec::new();
-    for path in &cli.playbooks {
-        playbooks.push(Loader::default().load_playbook(path)?);
-    }
+    // The whole playbook, with its imports and roles, loads before anything runs anywhere.
+    let role_search = RoleSearch::new(settings.roles_path.clone(), settings.project_dir.as_deref());
+    let playbooks = load_playbooks(&cli.playbooks, &role_search, &extra_vars)?;
 
     let mut inventory = if settings.inventory.is_empty() {
         Inventory::empty()
@@ -90,6 +90,7 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
         private_key: settings.private_key.clone(),
         timeout: settings.timeout,
         host_key_checking,
+        role_search,
     };
 
     if cli.syntax_check || cli.list_hosts || cli.list_tasks || cli.list_tags {
@@ -101,6 +102,34 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
     let runner = Runner::new(opts, inventory, reporter)?;
     let end = runner.run(&playbooks)?;
     Ok(end.exit_code())
+}
+
+fn load_playbooks(
+    paths: &[std::path::PathBuf],
+    role_search: &RoleSearch,
+    extra_vars: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<Playbook>, Diagnostic> {
+    paths
+        .iter()
+        .map(|path| Loader::new(role_search.clone(), extra_vars.clone()).load_playbook(path))
+        .collect()
+}
+
+/// `play graph`: load the playbooks (roles and all) and print each play's role graph.
+pub fn graph(cli: GraphCli) -> Result<i32, Diagnostic> {
+    let first = cli.playbooks.first().cloned().unwrap_or_default();
+    let settings = cli::settings_for(&first, &[], None, None, None)?;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let extra_vars = cli::extra_vars(&cli.extra_vars, &cwd)?;
+    let role_search = RoleSearch::new(settings.roles_path, settings.project_dir.as_deref());
+    let playbooks = load_playbooks(&cli.playbooks, &role_search, &extra_vars)?;
+    let text = match cli.format.as_str() {
+        "dot" => roles::graph::render_dot(&playbooks),
+        "json" => roles::graph::render_json(&playbooks),
+        _ => roles::graph::render_tree(&playbooks),
+    };
+    print!("{text}");
+    Ok(exit::OK)
 }
 
 /// `--syntax-check`, `--list-hosts`, `--list-tasks`, `--list-tags`, in ansible-playbook's format.
@@ -147,17 +176,13 @@ fn listing(cli: &Cli, playbooks: &[Playbook], runner: &Runner) -> Result<String,
             if cli.list_tasks {
                 out.push_str("    tasks:\n");
                 for t in &shown {
-                    let mut tags: Vec<String> = t
-                        .tags
-                        .iter()
-                        .filter(|x| !play_tags.contains(x))
-                        .cloned()
-                        .collect();
+                    // The play's tags and the task's own, as ansible-playbook lists them.
+                    let mut tags: Vec<String> = t.tags.iter().chain(&play_tags).cloned().collect();
                     tags.sort();
                     tags.dedup();
                     out.push_str(&format!(
                         "      {}\tTAGS: [{}]\n",
-                        t.display_name(),
+                        t.list_name(),
                         tags.join(", ")
                     ));
                 }

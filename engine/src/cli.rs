@@ -1,5 +1,11 @@
 //! The command line, spelled as `ansible-playbook` spells it, and the defaults from `play.toml` and `ANSIBLE_*`.
+//!
+//! Subcommands: `play PLAYBOOK...` runs playbooks, exactly as `ansible-playbook` would; a
+//! first argument that names a subcommand (`graph`) selects that subcommand's own parser
+//! instead (see `Command::parse`). A playbook file literally called `graph` is run as
+//! `play ./graph`.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -11,7 +17,8 @@ use crate::error::{exit, Diagnostic};
 #[command(
     name = "play",
     version,
-    about = "Run Ansible-syntax playbooks over SSH, without Python on the targets"
+    about = "Run Ansible-syntax playbooks over SSH, without Python on the targets",
+    after_help = "Subcommands:\n  play graph PLAYBOOK... [--format tree|dot|json]   print the role graph of the playbooks"
 )]
 pub struct Cli {
     /// Playbook files to run, in order.
@@ -92,6 +99,53 @@ pub struct Cli {
     pub output: String,
 }
 
+/// `play graph`: the role graph of playbooks, without running anything.
+#[derive(Debug, Parser)]
+#[command(
+    name = "play graph",
+    about = "Print the role graph of playbooks: every role each play uses, with its dependencies"
+)]
+pub struct GraphCli {
+    /// Playbook files.
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    pub playbooks: Vec<PathBuf>,
+    /// `tree` (indented, for reading), `dot` (Graphviz) or `json`.
+    #[arg(long = "format", value_name = "FORMAT", default_value = "tree", value_parser = ["tree", "dot", "json"])]
+    pub format: String,
+    /// Extra variables (for role names that use them), as for a run.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// `play PLAYBOOK...`: run (or list, or check) playbooks.
+    Run(Box<Cli>),
+    /// `play graph PLAYBOOK...`.
+    Graph(GraphCli),
+}
+
+impl Command {
+    /// The subcommand is chosen by the first argument, so that `play PLAYBOOK...` keeps
+    /// `ansible-playbook`'s spelling: `graph` selects `play graph`; anything else is a run.
+    pub fn parse<I, T>(args: I) -> Result<Command, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        match args.get(1).and_then(|a| a.to_str()) {
+            Some("graph") => {
+                let mut rest = vec![OsString::from("play graph")];
+                rest.extend(args.iter().skip(2).cloned());
+                GraphCli::try_parse_from(rest).map(Command::Graph)
+            }
+            _ => Cli::try_parse_from(args).map(|c| Command::Run(Box::new(c))),
+        }
+    }
+}
+
 /// Defaults from `play.toml` (beside the first playbook, or `$PLAY_CONFIG`).
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,9 +191,17 @@ pub struct Settings {
     pub timeout: Option<u64>,
     /// `--private-key`, `ANSIBLE_PRIVATE_KEY_FILE`, play.toml `private_key_file`.
     pub private_key: Option<PathBuf>,
+    /// The directory of the play.toml in use (the project, whose `roles/` is searched).
+    pub project_dir: Option<PathBuf>,
 }
 
+/// The play.toml in use (beside the first playbook, or `$PLAY_CONFIG`) and its directory;
+/// the defaults when there is none.
 pub fn load_config(first_playbook: &Path) -> Result<(Config, PathBuf), Diagnostic> {
+    load_config_found(first_playbook).map(|(c, base, _)| (c, base))
+}
+
+fn load_config_found(first_playbook: &Path) -> Result<(Config, PathBuf, bool), Diagnostic> {
     let (path, explicit) = match std::env::var_os("PLAY_CONFIG") {
         Some(p) => (PathBuf::from(p), true),
         None => (
@@ -159,7 +221,7 @@ pub fn load_config(first_playbook: &Path) -> Result<(Config, PathBuf), Diagnosti
             ))
             .exit_code(exit::BAD_OPTIONS));
         }
-        return Ok((Config::default(), base));
+        return Ok((Config::default(), base, false));
     }
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Diagnostic::new(format!("cannot read {}: {e}", path.display())).exit_code(exit::BAD_OPTIONS)
@@ -167,12 +229,29 @@ pub fn load_config(first_playbook: &Path) -> Result<(Config, PathBuf), Diagnosti
     let config: Config = toml::from_str(&text).map_err(|e| {
         Diagnostic::new(format!("{}: {}", path.display(), e.message())).exit_code(exit::BAD_OPTIONS)
     })?;
-    Ok((config, base))
+    Ok((config, base, true))
 }
 
 pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
     let first = cli.playbooks.first().cloned().unwrap_or_default();
-    let (config, base) = load_config(&first)?;
+    settings_for(
+        &first,
+        &cli.inventory,
+        cli.forks,
+        cli.timeout,
+        cli.private_key.clone(),
+    )
+}
+
+/// The settings for playbooks whose first is `first`, with what the command line gave.
+pub fn settings_for(
+    first: &Path,
+    cli_inventory: &[String],
+    cli_forks: Option<usize>,
+    cli_timeout: Option<u64>,
+    cli_private_key: Option<PathBuf>,
+) -> Result<Settings, Diagnostic> {
+    let (config, base, found) = load_config_found(first)?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let rel = |p: String| -> PathBuf {
         let pb = PathBuf::from(&p);
@@ -182,8 +261,8 @@ pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
             base.join(pb)
         }
     };
-    let inventory = if !cli.inventory.is_empty() {
-        cli.inventory.iter().map(PathBuf::from).collect()
+    let inventory = if !cli_inventory.is_empty() {
+        cli_inventory.iter().map(PathBuf::from).collect()
     } else if let Some(v) = env("ANSIBLE_INVENTORY") {
         v.split(',')
             .filter(|s| !s.is_empty())
@@ -196,7 +275,7 @@ pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
             .map(|i| i.items().into_iter().map(rel).collect())
             .unwrap_or_default()
     };
-    let forks = match cli.forks {
+    let forks = match cli_forks {
         Some(f) => f,
         None => match env("ANSIBLE_FORKS") {
             Some(v) => v.parse().map_err(|_| {
@@ -222,7 +301,7 @@ pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
             other => other.to_string(),
         })
     });
-    let timeout = match cli.timeout {
+    let timeout = match cli_timeout {
         Some(t) => Some(t),
         None => match env("ANSIBLE_TIMEOUT") {
             Some(v) => Some(v.parse().map_err(|_| {
@@ -232,9 +311,7 @@ pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
             None => config.timeout,
         },
     };
-    let private_key = cli
-        .private_key
-        .clone()
+    let private_key = cli_private_key
         .or_else(|| env("ANSIBLE_PRIVATE_KEY_FILE").map(PathBuf::from))
         .or_else(|| config.private_key_file.clone().map(rel));
     Ok(Settings {
@@ -244,6 +321,7 @@ pub fn settings(cli: &Cli) -> Result<Settings, Diagnostic> {
         host_key_checking,
         timeout,
         private_key,
+        project_dir: found.then(|| base.clone()),
     })
 }
 
@@ -296,6 +374,22 @@ pub fn split_tags(items: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graph_is_a_subcommand_and_playbooks_still_run() {
+        match Command::parse(["play", "graph", "site.yml", "--format", "dot"]) {
+            Ok(Command::Graph(g)) => {
+                assert_eq!(g.playbooks, vec![PathBuf::from("site.yml")]);
+                assert_eq!(g.format, "dot");
+            }
+            other => panic!("not graph: {other:?}"),
+        }
+        match Command::parse(["play", "-i", "hosts", "site.yml", "graph.yml"]) {
+            Ok(Command::Run(c)) => assert_eq!(c.playbooks.len(), 2),
+            other => panic!("not a run: {other:?}"),
+        }
+        assert!(Command::parse(["play", "graph", "x.yml", "--format", "svg"]).is_err());
+    }
 
     #[test]
     fn extra_vars_in_all_three_forms() {

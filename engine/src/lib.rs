@@ -8,6 +8,7 @@ pub mod executor;
 pub mod inventory;
 pub mod playbook;
 pub mod report;
+pub mod roles;
 pub mod template;
 pub mod vars;
 pub mod yaml;

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use engine::cli::Command;
 
 fn main() -> ExitCode {
-    let cli = match engine::cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let command = match Command::parse(std::env::args_os()) {
+        Ok(command) => command,
         Err(e) => {
             let code = if e.use_stderr() {
                 engine::error::exit::BAD_OPTIONS
@@ -17,7 +17,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let code = match engine::app::run(cli) {
+    let result = match command {
+        Command::Run(cli) => engine::app::run(*cli),
+        Command::Graph(graph) => engine::app::graph(graph),
+    };
+    let code = match result {
         Ok(code) => code,
         Err(diag) => {
             eprint!("{}", diag.render());

@@ -11,16 +11,26 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Run `play` in `dir` with plain (uncoloured) output.
-fn play(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_play"))
-        .args(args)
+/// `play` in `dir` with plain (uncoloured) output, none of the caller's settings, and these
+/// environment variables.
+fn play_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_play"));
+    cmd.args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("ANSIBLE_INVENTORY")
         .env_remove("PLAY_CONFIG")
-        .output()
-        .expect("play runs")
+        .env_remove("ANSIBLE_ROLES_PATH")
+        .env_remove("PLAY_ROLES_PATH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Run `play` in `dir` with plain (uncoloured) output.
+fn play(dir: &Path, args: &[&str]) -> Output {
+    play_command(dir, args, &[]).output().expect("play runs")
 }
 
 fn text(b: &[u8]) -> String {
@@ -575,4 +585,248 @@ fn json_output_has_one_event_per_host_and_task() {
     assert_eq!(result["status"], "changed");
     assert_eq!(result["result"]["stdout"], "hi");
     assert_eq!(events.last().expect("events")["event"], "recap");
+}
+
+/// The roles fixture's hosts: three hosts in group `fleet`, each with a `base_dir` of its
+/// own, over the local connection. The fixture's variables live in its `group_vars/` and
+/// `host_vars/`, not here, so that the same golden holds for any inventory of h1..h3: with
+/// the SSH transport this becomes `testbed::SshHosts::start(3)?.write_inventory(dir, "fleet")`.
+fn roles_fixture(dir: &Path) -> PathBuf {
+    let work = dir.join("roles");
+    copy_dir(&fixtures().join("conformance/roles"), &work);
+    let mut inventory = String::from(
+        "all:\n  vars:\n    ansible_connection: local\n  children:\n    fleet:\n      hosts:\n",
+    );
+    for host in ["h1", "h2", "h3"] {
+        let base = dir.join(format!("base-{host}"));
+        std::fs::create_dir_all(&base).expect("base_dir");
+        inventory.push_str(&format!(
+            "        {host}:\n          base_dir: \"{}\"\n",
+            base.display()
+        ));
+    }
+    std::fs::write(work.join("hosts.yml"), inventory).expect("inventory");
+    work
+}
+
+fn golden(name: &str) -> String {
+    std::fs::read_to_string(fixtures().join("conformance").join(name)).expect("golden")
+}
+
+/// Roles on three hosts: a diamond dependency runs once, a role with other parameters runs
+/// again, a dependency whose tasks were all skipped runs when it comes up again, role
+/// defaults lose to inventory and play vars, role vars beat play vars, set_fact beats role
+/// vars but not role params, handlers are notified across roles (by name, `role : name`
+/// and `listen`), a role comes from a second roles path, templates and files come from the
+/// role. Output and recaps are ansible-core 2.19's, first and second run.
+#[test]
+fn roles_match_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = roles_fixture(dir.path());
+    let run = || {
+        play_command(
+            &work,
+            &["-i", "hosts.yml", "site.yml", "-e", "prec_extra=extra"],
+            &[("ANSIBLE_ROLES_PATH", "more_roles")],
+        )
+        .output()
+        .expect("play runs")
+    };
+    let first = run();
+    let stdout = text(&first.stdout);
+    assert_eq!(
+        stdout,
+        golden("roles.ansible.out"),
+        "stderr: {}",
+        text(&first.stderr)
+    );
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(
+        stdout.matches("TASK [common : Write the motd").count(),
+        1,
+        "the diamond's shared role runs once"
+    );
+    assert_eq!(
+        stdout.matches("TASK [logging : Configure logging]").count(),
+        2,
+        "the same role with two parameter sets runs twice"
+    );
+    let motd = std::fs::read_to_string(dir.path().join("base-h2/motd")).expect("motd");
+    assert_eq!(
+        motd,
+        "Managed by play on h2\nOwner: h2's own host_vars\nRole: common\n"
+    );
+    let second = run();
+    assert_eq!(
+        text(&second.stdout),
+        golden("roles.second.ansible.out"),
+        "stderr: {}",
+        text(&second.stderr)
+    );
+}
+
+#[test]
+fn role_tasks_are_listed_like_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = roles_fixture(dir.path());
+    let out = play_command(
+        &work,
+        &["-i", "hosts.yml", "site.yml", "--list-tasks"],
+        &[("ANSIBLE_ROLES_PATH", "more_roles")],
+    )
+    .output()
+    .expect("play runs");
+    assert_eq!(
+        text(&out.stdout),
+        golden("roles.list-tasks.ansible.out"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+}
+
+/// `play graph` in its three formats; `play PLAYBOOK` still runs a playbook.
+#[test]
+fn role_graph_is_printed_as_tree_dot_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = roles_fixture(dir.path());
+    for (format, golden_name) in [
+        ("tree", "roles.graph.txt"),
+        ("dot", "roles.graph.dot"),
+        ("json", "roles.graph.json"),
+    ] {
+        let out = play_command(
+            &work,
+            &["graph", "--format", format, "site.yml"],
+            &[("ANSIBLE_ROLES_PATH", "more_roles")],
+        )
+        .output()
+        .expect("play runs");
+        assert_eq!(
+            text(&out.stdout),
+            golden(golden_name),
+            "{format}; stderr: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let json: serde_json::Value = serde_json::from_str(&golden("roles.graph.json")).expect("JSON");
+    let play = &json["playbooks"][0]["plays"][0];
+    let common: Vec<&serde_json::Value> = play["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .filter(|r| r["name"] == "common")
+        .collect();
+    assert_eq!(common.len(), 1, "the diamond's shared role is one node");
+    let id = &common[0]["id"];
+    let into_common = play["dependencies"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter(|e| &e["to"] == id)
+        .count();
+    assert_eq!(into_common, 2, "two roles depend on it");
+}
+
+#[test]
+fn role_cycle_and_missing_role_are_refused_naming_the_places() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = roles_fixture(dir.path());
+    let env = [("ANSIBLE_ROLES_PATH", "more_roles")];
+    let out = play_command(&work, &["-i", "hosts.yml", "cycle.yml"], &env)
+        .output()
+        .expect("play runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR! role dependency cycle: roles/cyc_a/meta/main.yml:2 -> roles/cyc_b/meta/main.yml:3 -> cyc_a\n  --> roles/cyc_a/meta/main.yml:2:5\n  |\n2 |   - cyc_b\n  |     ^\n  = the cycle: cyc_a -> cyc_b -> cyc_a\n"
+    );
+    assert!(out.stdout.is_empty(), "nothing runs: {}", text(&out.stdout));
+    let out = play_command(&work, &["-i", "hosts.yml", "missing.yml"], &env)
+        .output()
+        .expect("play runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR! the role 'comon' was not found\n  --> missing.yml:4:7\n  |\n4 |     - comon\n  |       ^\n  = searched: roles/comon, more_roles/comon, comon\n  = nearest existing roles: common\n"
+    );
+}
+
+/// Roles are found through play.toml's `roles_path`; `PLAY_ROLES_PATH` wins over it.
+#[test]
+fn roles_path_comes_from_play_toml_or_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (base, word) in [
+        ("shared", "from play.toml"),
+        ("override", "from PLAY_ROLES_PATH"),
+    ] {
+        let tasks = dir.path().join(base).join("motd/tasks");
+        std::fs::create_dir_all(&tasks).expect("mkdir");
+        std::fs::write(
+            tasks.join("main.yml"),
+            format!("- name: where\n  debug:\n    msg: {word}\n"),
+        )
+        .expect("role");
+    }
+    std::fs::write(dir.path().join("play.toml"), "roles_path = [\"shared\"]\n").expect("toml");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: localhost\n  gather_facts: false\n  roles: [motd]\n",
+    )
+    .expect("playbook");
+    let run = |env: &[(&str, &str)]| {
+        let out = play_command(dir.path(), &["-c", "local", "site.yml"], env)
+            .output()
+            .expect("play runs");
+        text(&out.stdout)
+    };
+    assert!(
+        run(&[]).contains("\"msg\": \"from play.toml\""),
+        "{}",
+        run(&[])
+    );
+    let env = [("PLAY_ROLES_PATH", "override")];
+    assert!(
+        run(&env).contains("\"msg\": \"from PLAY_ROLES_PATH\""),
+        "{}",
+        run(&env)
+    );
+}
+
+/// The repository's own role (roles/common) through playbooks/baseline.yml, in check mode
+/// against this machine: found through playbooks/play.toml's roles_path, its template and
+/// handler run, and nothing is written.
+#[test]
+fn shipped_baseline_role_runs_in_check_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let motd = dir.path().join("motd");
+    let motd_var = format!("common_motd_path={}", motd.display());
+    let out = play(
+        &repo_root(),
+        &[
+            "-i",
+            "inventory/local.yml",
+            "playbooks/baseline.yml",
+            "--check",
+            "-e",
+            &motd_var,
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("TASK [common : Write the message of the day] *")
+            && stdout.contains("RUNNING HANDLER [common : Announce the new motd]"),
+        "{stdout}"
+    );
+    assert_eq!(
+        recap_line(&stdout, "localhost"),
+        "localhost                  : ok=4    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0"
+    );
+    assert!(!motd.exists(), "check mode wrote the motd");
 }

@@ -259,6 +259,14 @@ impl Runner {
             }
             "pause" => act_pause(&args),
             "include_vars" => self.act_include_vars(ctx, t, &args),
+            "validate_argument_spec" => Ran::ok(crate::roles::argspec::validate(&args, |name| {
+                let v = scope.vars.get(name)?;
+                Some(
+                    self.templar
+                        .template_value(v, &scope)
+                        .map_err(|e| e.message),
+                )
+            })),
             "template" => self.act_template(ctx, t, st, args, &scope, mode),
             "copy" => self.act_copy(ctx, t, st, args, &scope, mode),
             "fetch" => self.act_fetch(ctx, t, st, &args, &scope, mode.check),
@@ -626,7 +634,9 @@ impl Runner {
         Ran::ok(r)
     }
 
-    /// A controller-side file a task names: beside the task's file (in `kind/` first), then beside the playbook.
+    /// A controller-side file a task names (each place's `kind/` first): in a role, the role's
+    /// own folders, then those of the roles that led to it; then beside the task's file, then
+    /// beside the playbook (Ansible's search path).
     pub(crate) fn find_file(
         &self,
         ctx: &PlayCtx<'_>,
@@ -639,6 +649,9 @@ impl Runner {
             return p.exists().then_some(p);
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(role) = &t.role {
+            dirs.extend(role.chain.iter().rev().map(|r| r.path.clone()));
+        }
         if let Some(d) = t.span.file.parent() {
             dirs.push(d.to_path_buf());
             if let Some(parent) = d.parent() {

@@ -8,7 +8,7 @@ mod actions;
 pub mod hostwrap;
 mod task;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,8 +18,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{exit, Diagnostic};
 use crate::inventory::Inventory;
-use crate::playbook::{Inherited, Loader, Play, Playbook, Task};
+use crate::playbook::{Loader, Play, Playbook, Task};
 use crate::report::{HostLine, Reporter, Stats, Status};
+use crate::roles::{self, CallHow, PlayRoles, RoleInstance, RoleSearch, RoleSpec};
 use crate::template::{HostVars, Scope, Templar};
 use crate::vars::Layers;
 
@@ -48,6 +49,8 @@ pub struct Options {
     pub timeout: Option<u64>,
     /// `host_key_checking` from play.toml / `ANSIBLE_HOST_KEY_CHECKING`.
     pub host_key_checking: Option<crate::connection::HostKeyChecking>,
+    /// Where `include_role` (and `import_role` in included files) find roles.
+    pub role_search: RoleSearch,
 }
 
 /// A target's connection, owned by the host's worker while a task runs.
@@ -61,11 +64,20 @@ pub(crate) struct HostRun {
     pub failed: bool,
     pub unreachable: bool,
     pub ended: bool,
+    /// Notifications not yet matched to handlers: as in Ansible, a name is looked up when
+    /// handlers run, so it reaches the last handler defined with that name by then.
+    pub notifications: Vec<String>,
     /// Handler indices notified and not yet run.
     pub pending_handlers: Vec<usize>,
     /// Set when a task fails inside a block, for `ansible_failed_task` / `ansible_failed_result`.
     pub failed_task: Option<(Value, Map<String, Value>)>,
     pub stats: Stats,
+    /// Roles (by identity) of which this host ran at least one task, not skipped.
+    pub roles_ran: HashSet<String>,
+    /// Roles this host has run to the end: Ansible runs them once per play.
+    pub roles_done: HashSet<String>,
+    /// Roles a `meta: end_role` ended for this host, until their completion marker.
+    pub ended_roles: HashSet<String>,
 }
 
 /// Each host's variables as other hosts see them through `hostvars`.
@@ -95,6 +107,9 @@ pub struct Runner {
     snapshots: Snapshots,
     start_at_found: AtomicBool,
     pool: rayon::ThreadPool,
+    /// Absolute forms of the directories every task's magic variables name (playbook, role,
+    /// task file), resolved once rather than per host and task.
+    abs_paths: Mutex<HashMap<std::path::PathBuf, String>>,
 }
 
 /// Idle sessions to delegate hosts. A worker takes one for a task and puts it back; hosts
@@ -125,6 +140,10 @@ pub(crate) struct PlayCtx<'a> {
     pub live: RwLock<Vec<String>>,
     pub check: bool,
     pub diff: bool,
+    /// The play's handlers, and those `include_role` adds as the play runs.
+    pub handlers: RwLock<Vec<Task>>,
+    /// The play's roles (their names grow as `include_role` brings more).
+    pub roles: RwLock<PlayRoles>,
 }
 
 /// `hostvars`: other hosts' variables from the snapshots (inventory vars for hosts not in the play).
@@ -202,6 +221,7 @@ impl Runner {
             delegate_pool: DelegatePool::default(),
             snapshots: Arc::new(RwLock::new(HashMap::new())),
             start_at_found: AtomicBool::new(false),
+            abs_paths: Mutex::new(HashMap::new()),
             pool,
         })
     }
@@ -300,6 +320,8 @@ impl Runner {
         for name in batch {
             let saved = persisted.get(name).cloned().unwrap_or_default();
             let layers = Layers {
+                role_defaults: play.roles.defaults.clone(),
+                role_exports: play.roles.exports.clone(),
                 inventory: self.inventory.host_vars(name),
                 facts: saved.facts,
                 play: play.vars.clone(),
@@ -317,9 +339,13 @@ impl Runner {
                 failed: false,
                 unreachable: false,
                 ended: false,
+                notifications: Vec::new(),
                 pending_handlers: Vec::new(),
                 failed_task: None,
                 stats: Stats::default(),
+                roles_ran: HashSet::new(),
+                roles_done: HashSet::new(),
+                ended_roles: HashSet::new(),
             }));
         }
         let check = play
@@ -341,12 +367,14 @@ impl Runner {
             live: RwLock::new(batch.to_vec()),
             check,
             diff,
+            handlers: RwLock::new(play.handlers.clone()),
+            roles: RwLock::new(play.roles.clone()),
         };
         // vars_files are loaded per host: their names may use host variables.
         for st in &ctx.states {
             let Ok(mut st) = st.lock() else { continue };
             for entry in &play.vars_files {
-                let vars = self.host_scope_vars(&ctx, &st, &Map::new(), &Map::new());
+                let vars = self.host_scope_vars(&ctx, &st, None, &Map::new());
                 match self.load_vars_file_entry(entry, &play.dir, vars) {
                     Ok(m) => st.layers.vars_files.extend(m),
                     Err(d) => return Err(d.at_opt(Some(play.span.clone()))),
@@ -456,6 +484,20 @@ impl Runner {
             if active.is_empty() {
                 return;
             }
+            if t.is_implicit() {
+                self.complete_role(ctx, t, &active);
+                continue;
+            }
+            // A role that already ran on a host is not run there again (same role, same
+            // params); its handlers still run when notified.
+            let active = if handler {
+                active
+            } else {
+                self.not_done_with_role(ctx, t, active)
+            };
+            if active.is_empty() {
+                continue;
+            }
             self.refresh_live(ctx);
             if t.block.is_some() {
                 self.run_block(ctx, t, &active, params, handler);
@@ -470,7 +512,41 @@ impl Runner {
                     self.run_meta(ctx, t, &active)
                 }
                 "include_tasks" | "include" => self.run_include(ctx, t, &active, params, handler),
+                "include_role" => self.run_include_role(ctx, t, &active, params, handler),
                 _ => self.run_task(ctx, t, &active, params, handler),
+            }
+        }
+    }
+
+    /// The hosts that still run a role's task: all of them, unless the role (this identity)
+    /// already ran to its end on a host and does not allow duplicates.
+    fn not_done_with_role(&self, ctx: &PlayCtx<'_>, t: &Task, hosts: Vec<usize>) -> Vec<usize> {
+        let Some(role) = t.role.as_ref() else {
+            return hosts;
+        };
+        hosts
+            .into_iter()
+            .filter(|&i| {
+                ctx.states[i]
+                    .lock()
+                    .map(|st| {
+                        !st.ended_roles.contains(&role.key)
+                            && (role.allow_duplicates || !st.roles_done.contains(&role.key))
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// The end of a role's tasks: hosts that ran any of them have run the role.
+    fn complete_role(&self, ctx: &PlayCtx<'_>, t: &Task, hosts: &[usize]) {
+        let Some(role) = &t.role else { return };
+        for &i in hosts {
+            if let Ok(mut st) = ctx.states[i].lock() {
+                st.ended_roles.remove(&role.key);
+                if st.roles_ran.contains(&role.key) {
+                    st.roles_done.insert(role.key.clone());
+                }
             }
         }
     }
@@ -482,12 +558,11 @@ impl Runner {
         if self.start_at_found.load(Ordering::SeqCst) {
             return true;
         }
-        let name = t.display_name();
-        if &name == start
-            || globset::Glob::new(start)
-                .map(|g| g.compile_matcher().is_match(&name))
-                .unwrap_or(false)
-        {
+        // As Ansible: the task's own name, or its full name (`role : name`), or a glob of either.
+        let matcher = globset::Glob::new(start).ok().map(|g| g.compile_matcher());
+        let matches =
+            |name: &str| name == start || matcher.as_ref().is_some_and(|m| m.is_match(name));
+        if t.name.as_deref().is_some_and(matches) || matches(&t.display_name()) {
             self.start_at_found.store(true, Ordering::SeqCst);
             return true;
         }
@@ -613,12 +688,19 @@ impl Runner {
             censored: false,
             diff: None,
         };
-        if what == "end_host" {
+        if what == "end_host" || what == "end_role" {
             let mut lines = Vec::new();
             for &i in hosts {
                 if holds(i) {
                     if let Ok(mut st) = ctx.states[i].lock() {
-                        st.ended = true;
+                        match (&t.role, what.as_str()) {
+                            // The host skips the rest of the role (up to its completion marker).
+                            (Some(role), "end_role") => {
+                                st.ended_roles.insert(role.key.clone());
+                            }
+                            (_, "end_role") => {}
+                            _ => st.ended = true,
+                        }
                     }
                 } else {
                     lines.push(skipped(i));
@@ -656,7 +738,7 @@ impl Runner {
     }
 
     fn when_holds(&self, ctx: &PlayCtx<'_>, t: &Task, st: &HostRun) -> bool {
-        let vars = self.host_scope_vars(ctx, st, &t.vars, &Map::new());
+        let vars = self.host_scope_vars(ctx, st, Some(t), &Map::new());
         let scope = self.scope(vars);
         t.when.iter().all(|w| match w {
             Value::Bool(b) => *b,
@@ -667,7 +749,10 @@ impl Runner {
 
     /// Run the handlers notified on these hosts, in the order they are defined.
     pub(crate) fn flush_handlers(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
-        for (idx, handler) in ctx.play.handlers.iter().enumerate() {
+        let all = ctx.handlers.read().map(|h| h.clone()).unwrap_or_default();
+        for (idx, handler) in all.iter().enumerate() {
+            // Notifications so far (including those of the handlers just run) find their handlers.
+            self.resolve_notifications(ctx, hosts);
             let notified: Vec<usize> = hosts
                 .iter()
                 .copied()
@@ -698,15 +783,47 @@ impl Runner {
         }
     }
 
-    /// Handler indices a notification name reaches (by name or `listen` topic).
+    fn resolve_notifications(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
+        for &i in hosts {
+            let Ok(mut st) = ctx.states[i].lock() else {
+                continue;
+            };
+            for name in std::mem::take(&mut st.notifications) {
+                for idx in self.handlers_for(ctx, &name) {
+                    if !st.pending_handlers.contains(&idx) {
+                        st.pending_handlers.push(idx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handler indices a notification reaches, as Ansible finds them: by name (`name` or
+    /// `role : name`) the last handler defined with it, and every handler listening to it
+    /// (one per handler name, the last defined).
     pub(crate) fn handlers_for(&self, ctx: &PlayCtx<'_>, name: &str) -> Vec<usize> {
-        ctx.play
-            .handlers
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.name.as_deref() == Some(name) || h.listen.iter().any(|l| l == name))
-            .map(|(i, _)| i)
-            .collect()
+        let Ok(handlers) = ctx.handlers.read() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let by_name = handlers.iter().rposition(|h| {
+            h.name.as_deref() == Some(name)
+                || matches!((&h.role, &h.name), (Some(r), Some(n)) if format!("{} : {n}", r.name) == name)
+        });
+        out.extend(by_name);
+        let mut seen: HashSet<Option<&str>> = HashSet::new();
+        for (i, h) in handlers.iter().enumerate().rev() {
+            if !h.listen.iter().any(|l| l == name) {
+                continue;
+            }
+            if h.name.is_some() && !seen.insert(h.name.as_deref()) {
+                continue;
+            }
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        out
     }
 
     fn gather_facts(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
@@ -728,20 +845,72 @@ impl Runner {
             block: None,
             listen: Vec::new(),
             notify: Vec::new(),
+            role: None,
+            inherited: None,
         };
         self.run_task(ctx, &task, hosts, &Map::new(), false);
     }
 
-    /// Every variable a host sees for a task: the precedence layers plus the magic variables.
+    /// Every variable a host sees for a task: the precedence layers (with the task's role
+    /// and vars) plus the magic variables.
     pub(crate) fn host_scope_vars(
         &self,
         ctx: &PlayCtx<'_>,
         st: &HostRun,
-        task_vars: &Map<String, Value>,
+        task: Option<&Task>,
         params: &Map<String, Value>,
     ) -> Map<String, Value> {
-        let magic = self.magic_vars(ctx, &st.name);
-        st.layers.merged(task_vars, params, &magic)
+        let mut magic = self.magic_vars(ctx, &st.name);
+        let role = task.and_then(|t| t.role.as_deref());
+        if let Some(r) = role {
+            let path = self.abs_path(&r.path);
+            magic.insert("role_name".into(), Value::String(r.name.clone()));
+            magic.insert("role_path".into(), Value::String(path));
+            magic.insert("ansible_role_name".into(), Value::String(r.name.clone()));
+            magic.insert("ansible_collection_name".into(), Value::Null);
+        }
+        if let Some(t) = task {
+            // Where lookups find relative files: the role's own folder, those of the roles
+            // that led to it, the task file's, the playbook's (Ansible's `ansible_search_path`).
+            let mut search: Vec<String> = role
+                .map(|r| {
+                    r.chain
+                        .iter()
+                        .rev()
+                        .map(|o| self.abs_path(&o.path))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for dir in [
+                crate::playbook::parent_dir(&t.span.file),
+                ctx.play.dir.clone(),
+            ] {
+                let dir = self.abs_path(&dir);
+                if !search.contains(&dir) {
+                    search.push(dir);
+                }
+            }
+            magic.insert(
+                "ansible_search_path".into(),
+                Value::Array(search.into_iter().map(Value::String).collect()),
+            );
+        }
+        let no_vars = Map::new();
+        let task_vars = task.map_or(&no_vars, |t| &t.vars);
+        st.layers
+            .merged(role.map(|r| &r.vars), task_vars, params, &magic)
+    }
+
+    /// `abs(p)`, remembered.
+    fn abs_path(&self, p: &Path) -> String {
+        if let Some(known) = self.abs_paths.lock().ok().and_then(|m| m.get(p).cloned()) {
+            return known;
+        }
+        let resolved = abs(p);
+        if let Ok(mut m) = self.abs_paths.lock() {
+            m.insert(p.to_path_buf(), resolved.clone());
+        }
+        resolved
     }
 
     fn magic_vars(&self, ctx: &PlayCtx<'_>, host: &str) -> Map<String, Value> {
@@ -757,7 +926,10 @@ impl Runner {
             strs(&self.inventory.group_names(host)),
         );
         m.insert("groups".into(), Value::Object(self.inventory.groups_var()));
-        m.insert("playbook_dir".into(), Value::String(abs(&ctx.play.dir)));
+        m.insert(
+            "playbook_dir".into(),
+            Value::String(self.abs_path(&ctx.play.dir)),
+        );
         if let Some(dir) = self.inventory.inventory_dir(host) {
             m.insert("inventory_dir".into(), Value::String(abs(&dir)));
         }
@@ -770,6 +942,18 @@ impl Runner {
             "ansible_play_name".into(),
             Value::String(ctx.play.name.clone()),
         );
+        if let Ok(roles) = ctx.roles.read() {
+            m.insert("ansible_role_names".into(), strs(&roles.all_role_names()));
+            m.insert(
+                "ansible_play_role_names".into(),
+                strs(&roles.play_role_names),
+            );
+            m.insert("role_names".into(), strs(&roles.play_role_names));
+            m.insert(
+                "ansible_dependent_role_names".into(),
+                strs(&roles.dependent_role_names),
+            );
+        }
         m.insert("ansible_check_mode".into(), Value::Bool(ctx.check));
         m.insert("ansible_diff_mode".into(), Value::Bool(ctx.diff));
         m.insert("ansible_verbosity".into(), Value::from(self.opts.verbosity));
@@ -791,7 +975,7 @@ impl Runner {
 
     /// Record what `hostvars[host]` shows to other hosts.
     pub(crate) fn snapshot(&self, ctx: &PlayCtx<'_>, st: &HostRun) {
-        let vars = self.host_scope_vars(ctx, st, &Map::new(), &Map::new());
+        let vars = self.host_scope_vars(ctx, st, None, &Map::new());
         if let Ok(mut s) = self.snapshots.write() {
             s.insert(st.name.clone(), Arc::new(vars));
         }
@@ -842,8 +1026,8 @@ impl Runner {
         )
     }
 
-    /// Run an `include_tasks`: per host, decide the file (and loop items), then run each file
-    /// on the hosts that included it.
+    /// Run an `include_tasks`: per host, decide the file (and loop items), load every file,
+    /// then run each on the hosts that included it.
     fn run_include(
         &self,
         ctx: &PlayCtx<'_>,
@@ -852,39 +1036,125 @@ impl Runner {
         params: &Map<String, Value>,
         handler: bool,
     ) {
-        let name = t.display_name();
-        self.report.task_start(&name, handler);
-        // (file, params) in first-seen order, with the hosts that include it.
-        let mut includes: Vec<(task::Included, Vec<usize>)> = Vec::new();
+        let decided = self.decide_includes(ctx, t, hosts, handler, |st| {
+            self.evaluate_include(ctx, t, st, params).map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|(path, p, label)| ((path, p), label))
+                    .collect()
+            })
+        });
+        let mut loader = self.runtime_loader(ctx);
+        // What the enclosing blocks pass down; the include's own keywords stay with it.
+        let inherited = t.inherited.as_deref().cloned().unwrap_or_default();
+        let loaded = self.load_includes(
+            ctx,
+            t,
+            decided,
+            |(path, _)| abs(path),
+            |(path, _)| {
+                if !path.is_file() {
+                    let reason = format!(
+                        "Could not find or access '{}' on the Ansible Controller.",
+                        abs(path)
+                    );
+                    return Err(Diagnostic::new(reason).at(t.span.clone()));
+                }
+                let tasks = loader.load_task_file(path, &inherited, handler)?;
+                Ok((tasks, loader.take_import_handlers()))
+            },
+        );
+        for ((_, p), (tasks, imported_handlers), inc_hosts) in loaded {
+            self.add_handlers(ctx, imported_handlers, &Map::new());
+            let mut merged = params.clone();
+            merged.extend(p);
+            self.run_list(ctx, &tasks, &inc_hosts, &merged, handler);
+        }
+    }
+
+    /// Run an `include_role`: per host, decide the role (and loop items), compile every role
+    /// included, then run each on the hosts that included it.
+    fn run_include_role(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        hosts: &[usize],
+        params: &Map<String, Value>,
+        handler: bool,
+    ) {
+        let decided = self.decide_includes(ctx, t, hosts, handler, |st| {
+            self.evaluate_include_role(ctx, t, st, params)
+        });
+        let mut loader = self.runtime_loader(ctx);
+        let loaded = self.load_includes(
+            ctx,
+            t,
+            decided,
+            |inc| inc.name.clone(),
+            |inc| {
+                let mut spec = RoleSpec::named(inc.name.clone(), t.span.clone());
+                spec.vars = t.vars.clone();
+                let how = CallHow {
+                    from: inc.from.clone(),
+                    from_include: true,
+                    allow_duplicates: Some(inc.allow_duplicates),
+                    skip_validation: !inc.validate,
+                };
+                let lineage = t
+                    .role
+                    .as_ref()
+                    .map(|r| r.lineage_for_child())
+                    .unwrap_or_default();
+                let mut inherited = t.inherited.as_deref().cloned().unwrap_or_default();
+                roles::apply_keywords(&mut inherited, &inc.apply)
+                    .map_err(|m| Diagnostic::new(m).at(t.span.clone()))?;
+                let expanded = loader.expand_role(&spec, &how, &lineage, &inherited)?;
+                Ok((expanded, loader.take_import_handlers()))
+            },
+        );
+        for (inc, (expanded, imported_handlers), inc_hosts) in loaded {
+            let mut merged = params.clone();
+            merged.extend(inc.params.clone());
+            self.add_handlers(ctx, expanded.handlers, &merged);
+            self.add_handlers(ctx, imported_handlers, &merged);
+            self.note_included_role(ctx, &expanded.instance, inc.public);
+            self.run_list(ctx, &expanded.tasks, &inc_hosts, &merged, handler);
+        }
+    }
+
+    /// What every dynamic include does first: print its banner, and per host decide what it
+    /// includes (one entry per loop item; `Err` fails the host), printing the hosts it skips
+    /// or fails. Returns each distinct inclusion (with its loop item's label) and the hosts
+    /// that include it, in first-seen order.
+    fn decide_includes<K: PartialEq>(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        hosts: &[usize],
+        handler: bool,
+        decide: impl Fn(&HostRun) -> Result<Vec<(K, Option<String>)>, String>,
+    ) -> Vec<(K, Option<String>, Vec<usize>)> {
+        self.report.task_start(&t.display_name(), handler);
+        let mut includes: Vec<(K, Option<String>, Vec<usize>)> = Vec::new();
         let mut lines = Vec::new();
         for &i in hosts {
             let Ok(mut st) = ctx.states[i].lock() else {
                 continue;
             };
-            match self.evaluate_include(ctx, t, &st, params) {
+            match decide(&st) {
                 Ok(entries) if entries.is_empty() => {
                     st.stats.skipped += 1;
-                    lines.push(HostLine {
-                        host: st.name.clone(),
-                        delegated_to: None,
-                        status: Status::Skipped,
-                        item: None,
-                        result: Map::new(),
-                        ignored: false,
-                        show_result: false,
-                        censored: false,
-                        diff: None,
-                    });
+                    lines.push(include_line(&st.name, Status::Skipped, Map::new()));
                 }
                 Ok(entries) => {
-                    for entry in entries {
-                        st.stats.ok += 1;
-                        match includes
-                            .iter_mut()
-                            .find(|((ip, pp, _), _)| ip == &entry.0 && pp == &entry.1)
-                        {
-                            Some(found) => found.1.push(i),
-                            None => includes.push((entry, vec![i])),
+                    // An include that ran counts as a task of its role having run.
+                    if let Some(r) = &t.role {
+                        st.roles_ran.insert(r.key.clone());
+                    }
+                    for (what, label) in entries {
+                        match includes.iter_mut().find(|(k, _, _)| k == &what) {
+                            Some(found) => found.2.push(i),
+                            None => includes.push((what, label, vec![i])),
                         }
                     }
                 }
@@ -894,65 +1164,149 @@ impl Runner {
                     let mut result = Map::new();
                     result.insert("failed".into(), Value::Bool(true));
                     result.insert("msg".into(), Value::String(msg));
-                    lines.push(HostLine {
-                        host: st.name.clone(),
-                        delegated_to: None,
-                        status: Status::Failed,
-                        item: None,
-                        result,
-                        ignored: false,
-                        show_result: false,
-                        censored: false,
-                        diff: None,
-                    });
+                    lines.push(include_line(&st.name, Status::Failed, result));
                 }
             }
         }
         self.report.host_lines(&lines);
-        // One line per included file (and item), naming every host that includes it, as Ansible prints it.
-        for ((path, _, label), inc_hosts) in &includes {
-            let names: Vec<String> = inc_hosts
-                .iter()
-                .filter_map(|&i| ctx.states[i].lock().ok().map(|s| s.name.clone()))
-                .collect();
-            let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            self.report.note(&format!(
-                "included: {} for {}{}",
-                shown.display(),
-                names.join(", "),
-                label
-                    .as_ref()
-                    .map(|l| format!(" => (item={l})"))
-                    .unwrap_or_default()
-            ));
-        }
-        for &i in hosts {
-            self.sync_stats(ctx, i);
-        }
-        let mut loader = Loader::default();
-        for ((path, p, _), inc_hosts) in includes {
-            let inherited = Inherited {
-                tags: t.tags.clone(),
-                ..Inherited::default()
-            };
-            match loader.load_task_file(&path, &inherited, handler) {
-                Ok(tasks) => {
-                    let mut merged = params.clone();
-                    merged.extend(p);
-                    self.run_list(ctx, &tasks, &inc_hosts, &merged, handler);
+        includes
+    }
+
+    /// Load every inclusion before any of them runs, as Ansible does: one that loads is
+    /// announced (`included: X for h1, h2`) and counts as ok on its hosts; one that cannot
+    /// be loaded fails its hosts (`fatal: ... "reason"`, or only the error for a loop), who
+    /// then run none of what they included.
+    fn load_includes<K, L>(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        decided: Vec<(K, Option<String>, Vec<usize>)>,
+        shown: impl Fn(&K) -> String,
+        mut load: impl FnMut(&K) -> Result<L, Diagnostic>,
+    ) -> Vec<(K, L, Vec<usize>)> {
+        let in_loop = t
+            .keywords
+            .keys()
+            .any(|k| k == "loop" || k.starts_with("with_"));
+        let mut loaded = Vec::new();
+        for (what, label, inc_hosts) in decided {
+            match load(&what) {
+                Ok(l) => {
+                    let mut names = Vec::new();
+                    for &i in &inc_hosts {
+                        if let Ok(mut st) = ctx.states[i].lock() {
+                            st.stats.ok += 1;
+                            names.push(st.name.clone());
+                        }
+                    }
+                    self.report.note(&format!(
+                        "included: {} for {}{}",
+                        shown(&what),
+                        names.join(", "),
+                        label
+                            .as_ref()
+                            .map(|l| format!(" => (item={l})"))
+                            .unwrap_or_default()
+                    ));
+                    loaded.push((what, l, inc_hosts));
                 }
                 Err(d) => {
-                    self.report.note(&d.render());
-                    for i in inc_hosts {
-                        if let Ok(mut st) = ctx.states[i].lock() {
-                            st.failed = true;
-                            st.stats.failed += 1;
+                    self.report.task_error(&d.render());
+                    let reason = std::iter::once(d.message.clone())
+                        .chain(d.notes.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let mut lines = Vec::new();
+                    for &i in &inc_hosts {
+                        let Ok(mut st) = ctx.states[i].lock() else {
+                            continue;
+                        };
+                        st.failed = true;
+                        st.stats.failed += 1;
+                        let mut result = Map::new();
+                        result.insert("changed".into(), Value::Bool(false));
+                        let file = t.args.get("_raw_params").or(t.args.get("file"));
+                        if let (Some(file), false) = (file, t.action == "include_role") {
+                            result.insert("include".into(), file.clone());
                         }
-                        self.sync_stats(ctx, i);
+                        result.insert("failed".into(), Value::Bool(true));
+                        result.insert("reason".into(), Value::String(reason.clone()));
+                        lines.push(include_line(&st.name, Status::Failed, result));
+                    }
+                    if !in_loop {
+                        self.report.host_lines(&lines);
                     }
                 }
             }
         }
+        for i in 0..ctx.states.len() {
+            self.sync_stats(ctx, i);
+        }
+        loaded
+    }
+
+    /// A loader for files and roles included while the play runs.
+    fn runtime_loader(&self, ctx: &PlayCtx<'_>) -> Loader {
+        let mut loader = Loader::new(self.opts.role_search.clone(), self.opts.extra_vars.clone());
+        loader.begin_play_roles(&ctx.play.dir, ctx.play.vars.clone());
+        loader
+    }
+
+    /// Handlers an include brings join the play's (Ansible appends them; a notification by
+    /// name reaches the last one). Include params stay visible to them.
+    fn add_handlers(&self, ctx: &PlayCtx<'_>, new: Vec<Task>, include_params: &Map<String, Value>) {
+        if new.is_empty() {
+            return;
+        }
+        let Ok(mut handlers) = ctx.handlers.write() else {
+            return;
+        };
+        for mut h in new {
+            for (k, v) in include_params {
+                h.vars.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            if !handlers.contains(&h) {
+                handlers.push(h);
+            }
+        }
+    }
+
+    /// An included role joins the play's roles; a public one shows its defaults and vars to
+    /// every later task, as Ansible does.
+    fn note_included_role(&self, ctx: &PlayCtx<'_>, instance: &RoleInstance, public: bool) {
+        if let Ok(mut roles) = ctx.roles.write() {
+            if public {
+                roles.add_public(instance);
+            } else {
+                roles.play_role_names.push(instance.own.name.clone());
+            }
+        }
+        if !public {
+            return;
+        }
+        let defaults = instance.defaults_along(&[]);
+        let exports = instance.exports();
+        for st in &ctx.states {
+            if let Ok(mut st) = st.lock() {
+                st.layers.role_defaults.extend(defaults.clone());
+                st.layers.role_exports.extend(exports.clone());
+            }
+        }
+    }
+}
+
+/// A host's line for an include task (skipped, or failed).
+fn include_line(host: &str, status: Status, result: Map<String, Value>) -> HostLine {
+    HostLine {
+        host: host.to_string(),
+        delegated_to: None,
+        status,
+        item: None,
+        result,
+        ignored: false,
+        show_result: false,
+        censored: false,
+        diff: None,
     }
 }
 
@@ -968,8 +1322,10 @@ fn merge_stats(a: &Stats, b: &Stats) -> Stats {
     }
 }
 
+/// A path as Ansible shows it: absolute, symlinks resolved when it exists.
 fn abs(p: &Path) -> String {
     std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
         .unwrap_or_else(|_| p.to_path_buf())
         .display()
         .to_string()

@@ -14,6 +14,21 @@ use crate::template::Scope;
 /// What an `include_tasks` includes on a host: the file, its params, the loop item's label.
 pub(crate) type Included = (PathBuf, Map<String, Value>, Option<String>);
 
+/// What an `include_role` includes on a host (for one loop item).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RoleInclusion {
+    pub name: String,
+    pub from: crate::roles::FromFiles,
+    /// The include's params (its `vars:`, templated, and the loop item).
+    pub params: Map<String, Value>,
+    pub public: bool,
+    pub allow_duplicates: bool,
+    /// `rolespec_validate` (default yes).
+    pub validate: bool,
+    /// Keywords for the role's tasks (`apply:`).
+    pub apply: Map<String, Value>,
+}
+
 /// The result of running a task (or one loop item) once on one host.
 pub(crate) struct Ran {
     pub result: Map<String, Value>,
@@ -136,7 +151,7 @@ impl Runner {
         let Ok(st) = ctx.states[first].lock() else {
             return name;
         };
-        let vars = self.host_scope_vars(ctx, &st, &t.vars, params);
+        let vars = self.host_scope_vars(ctx, &st, Some(t), params);
         match self.templar.template_str(&name, &self.scope(vars)) {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
@@ -168,7 +183,11 @@ impl Runner {
                 .par_iter()
                 .map(|&i| {
                     let lines = match ctx.states[i].lock() {
-                        Ok(mut st) => self.run_on_host(ctx, t, &mut st, params),
+                        Ok(mut st) => {
+                            let lines = self.run_on_host(ctx, t, &mut st, params);
+                            note_role_ran(&mut st, t, &lines);
+                            lines
+                        }
                         Err(_) => Vec::new(),
                     };
                     if let Some(b) = &bar {
@@ -372,7 +391,7 @@ impl Runner {
         st: &mut HostRun,
         params: &Map<String, Value>,
     ) -> Vec<HostLine> {
-        let base_vars = self.host_scope_vars(ctx, st, &t.vars, params);
+        let base_vars = self.host_scope_vars(ctx, st, Some(t), params);
         let scope = self.scope(base_vars.clone());
         let no_log = self.keyword_bool(t.keyword("no_log"), &scope);
         let ignore_errors = self.keyword_bool(t.keyword("ignore_errors"), &scope);
@@ -528,7 +547,7 @@ impl Runner {
             }
         }
         if any_changed {
-            self.notify(ctx, st, t);
+            self.notify(st, t);
         }
         lines.extend(item_lines);
         if all_skipped && n > 0 {
@@ -569,12 +588,11 @@ impl Runner {
         }
     }
 
-    fn notify(&self, ctx: &PlayCtx<'_>, st: &mut HostRun, t: &crate::playbook::Task) {
+    /// Remember a changed task's notifications; they find their handlers when handlers run.
+    fn notify(&self, st: &mut HostRun, t: &crate::playbook::Task) {
         for n in &t.notify {
-            for idx in self.handlers_for(ctx, n) {
-                if !st.pending_handlers.contains(&idx) {
-                    st.pending_handlers.push(idx);
-                }
+            if !st.notifications.contains(n) {
+                st.notifications.push(n.clone());
             }
         }
     }
@@ -726,7 +744,7 @@ impl Runner {
         let changed = truthy(result.get("changed")) && !truthy(result.get("failed"));
         let (s, r, ig) = self.finish(st, t, result, ignore_errors, unreachable);
         if changed && !unreachable {
-            self.notify(ctx, st, t);
+            self.notify(st, t);
         }
         (s, r, ig, diff_text)
     }
@@ -822,28 +840,8 @@ impl Runner {
         st: &HostRun,
         params: &Map<String, Value>,
     ) -> Result<Vec<Included>, String> {
-        let base = self.host_scope_vars(ctx, st, &t.vars, params);
-        let scope = self.scope(base.clone());
-        let items: Vec<Option<Value>> = match self.loop_items(t, &scope)? {
-            Some(items) => items.into_iter().map(Some).collect(),
-            None => vec![None],
-        };
-        let loop_var = t
-            .keyword("loop_control")
-            .and_then(|l| l.get("loop_var"))
-            .and_then(Value::as_str)
-            .unwrap_or("item")
-            .to_string();
         let mut out = Vec::new();
-        for item in items {
-            let mut vars = base.clone();
-            if let Some(it) = &item {
-                vars.insert(loop_var.clone(), it.clone());
-            }
-            let scope = self.scope(vars);
-            if !self.conditions_hold(&t.when, &scope)?.0 {
-                continue;
-            }
+        for (item, scope) in self.include_items(ctx, t, st, params)? {
             let file = t
                 .args
                 .get("_raw_params")
@@ -858,35 +856,147 @@ impl Runner {
                 other => other.to_string(),
             };
             let path = self.find_task_file(ctx, t, &file);
-            let mut p = t.vars.clone();
-            if let Some(it) = &item {
-                p.insert(loop_var.clone(), it.clone());
-            }
-            // Include params are templated now, with the item they were given.
-            let p = match self
-                .templar
-                .template_value(&Value::Object(p), &scope)
-                .map_err(|e| e.message)?
-            {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
+            let p = self.include_params(t, item.as_ref(), &scope)?;
             out.push((path, p, item.as_ref().map(item_label)));
         }
         Ok(out)
     }
 
-    /// A task file named by an include: beside the including file first, then beside the playbook.
+    /// The loop items of an include (or one `None` without a loop) whose `when` holds on
+    /// this host, each with the scope it is decided in.
+    fn include_items(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &HostRun,
+        params: &Map<String, Value>,
+    ) -> Result<Vec<(Option<Value>, Scope)>, String> {
+        let base = self.host_scope_vars(ctx, st, Some(t), params);
+        let scope = self.scope(base.clone());
+        let items: Vec<Option<Value>> = match self.loop_items(t, &scope)? {
+            Some(items) => items.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let mut vars = base.clone();
+            if let Some(it) = &item {
+                vars.insert(loop_var(t), it.clone());
+            }
+            let scope = self.scope(vars);
+            if self.conditions_hold(&t.when, &scope)?.0 {
+                out.push((item, scope));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An include's params (its `vars:`), templated now with the loop item they were given.
+    fn include_params(
+        &self,
+        t: &crate::playbook::Task,
+        item: Option<&Value>,
+        scope: &Scope,
+    ) -> Result<Map<String, Value>, String> {
+        let mut p = t.vars.clone();
+        if let Some(it) = item {
+            p.insert(loop_var(t), it.clone());
+        }
+        match self
+            .templar
+            .template_value(&Value::Object(p), scope)
+            .map_err(|e| e.message)?
+        {
+            Value::Object(m) => Ok(m),
+            _ => Ok(Map::new()),
+        }
+    }
+
+    /// Decide what an `include_role` includes on this host: the role, its `*_from` files, and
+    /// params, per loop item.
+    pub(crate) fn evaluate_include_role(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &HostRun,
+        params: &Map<String, Value>,
+    ) -> Result<Vec<(RoleInclusion, Option<String>)>, String> {
+        let mut out = Vec::new();
+        for (item, scope) in self.include_items(ctx, t, st, params)? {
+            let args = match self
+                .templar
+                .template_value(&Value::Object(t.args.clone()), &scope)
+                .map_err(|e| e.message)?
+            {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            let name = crate::playbook::role_task_name(&args)
+                .ok_or("'name' is a required field for include_role.")?;
+            let flag = |k: &str, default: bool| {
+                args.get(k)
+                    .and_then(modules::args::ansible_bool)
+                    .unwrap_or(default)
+            };
+            let apply = match t.args.get("apply") {
+                Some(Value::Object(m)) => m.clone(),
+                _ => Map::new(),
+            };
+            out.push((
+                RoleInclusion {
+                    name,
+                    from: crate::playbook::from_files(&args),
+                    params: self.include_params(t, item.as_ref(), &scope)?,
+                    public: flag("public", false),
+                    allow_duplicates: flag("allow_duplicates", true),
+                    validate: flag("rolespec_validate", true),
+                    apply,
+                },
+                item.as_ref().map(item_label),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A task file named by an include: in a role, the role's `tasks/` first; then beside
+    /// the including file, then beside the playbook.
     fn find_task_file(&self, ctx: &PlayCtx<'_>, t: &crate::playbook::Task, file: &str) -> PathBuf {
         let p = PathBuf::from(file);
         if p.is_absolute() {
             return p;
+        }
+        if let Some(role) = &t.role {
+            let in_role = role.path.join("tasks").join(file);
+            if in_role.is_file() {
+                return in_role;
+            }
         }
         let beside = t.span.file.parent().map(|d| d.join(file));
         match beside {
             Some(b) if b.is_file() => b,
             _ => ctx.play.dir.join(file),
         }
+    }
+}
+
+/// The variable a task's loop items are bound to (`loop_control.loop_var`, or `item`).
+fn loop_var(t: &crate::playbook::Task) -> String {
+    t.keyword("loop_control")
+        .and_then(|l| l.get("loop_var"))
+        .and_then(Value::as_str)
+        .unwrap_or("item")
+        .to_string()
+}
+
+/// A role's task that ran on a host (ok, changed or failed; not skipped or unreachable)
+/// means the host has run that role, once the role reaches its end.
+fn note_role_ran(st: &mut HostRun, t: &crate::playbook::Task, lines: &[HostLine]) {
+    let Some(role) = &t.role else { return };
+    if lines
+        .iter()
+        .any(|l| matches!(l.status, Status::Ok | Status::Changed | Status::Failed))
+    {
+        st.roles_ran.insert(role.key.clone());
     }
 }
 

@@ -1,17 +1,20 @@
 //! The playbook model (plays, tasks, blocks, handlers) and its loading from Ansible YAML, with positions.
 //!
 //! Everything Ansible loads statically is loaded here before anything runs: `import_playbook`,
-//! `import_tasks`, vars on every level, handler names. `include_tasks` files are loaded when
-//! reached (their names may be templated) through `load_task_file`.
+//! `import_tasks`, the play's `roles:` and `import_role` (compiled by `crate::roles`), vars on
+//! every level, handler names. `include_tasks` files and `include_role` roles are loaded when
+//! reached (their names may be templated) through `load_task_file` and `Loader::expand_role`.
 
 pub mod kv;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::error::{Diagnostic, Span};
+use crate::roles::{self, CallHow, FromFiles, Lineage, PlayRoles, RoleCall, RoleSearch, RoleSpec};
 use crate::yaml::{self, Node, NodeKind};
 
 /// Play keywords Ansible knows; anything else at play level is an error.
@@ -125,6 +128,9 @@ pub const ENGINE_ACTIONS: &[&str] = &[
     "include_tasks",
     "import_tasks",
     "include",
+    "include_role",
+    "import_role",
+    "validate_argument_spec",
     "gather_facts",
     "setup",
     "add_host",
@@ -132,7 +138,7 @@ pub const ENGINE_ACTIONS: &[&str] = &[
     "import_playbook",
 ];
 
-/// Keywords a block passes down to every task inside it.
+/// Keywords a block (or a play, a role entry, an import) passes down to every task inside it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inherited {
     pub when: Vec<Value>,
@@ -141,10 +147,12 @@ pub struct Inherited {
     pub environment: Vec<Value>,
     /// Keywords where the innermost setting wins (become, ignore_errors, check_mode, ...).
     pub keywords: Map<String, Value>,
+    /// The role the tasks belong to.
+    pub role: Option<Arc<RoleCall>>,
 }
 
 /// Keywords inherited as "innermost wins".
-const OVERRIDE_KEYWORDS: &[&str] = &[
+pub(crate) const OVERRIDE_KEYWORDS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
@@ -192,6 +200,8 @@ pub struct Play {
     pub max_fail_percentage: Option<Value>,
     /// Every other play keyword (become, connection, environment, tags, ...), as written.
     pub keywords: Map<String, Value>,
+    /// Its roles: the graph, and the defaults and vars its public roles show every task.
+    pub roles: PlayRoles,
 }
 
 /// One entry of a task list: a task, or a block of tasks.
@@ -216,6 +226,11 @@ pub struct Task {
     /// For handlers: the topics it listens to, besides its name.
     pub listen: Vec<String>,
     pub notify: Vec<String>,
+    /// The role the task belongs to (its `TASK [role : name]` prefix, its variables).
+    pub role: Option<Arc<RoleCall>>,
+    /// For `include_tasks`/`include_role`: what the enclosing blocks, play and role pass to
+    /// the tasks it includes (not the include's own keywords, as in Ansible).
+    pub inherited: Option<Box<Inherited>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,19 +244,60 @@ impl Task {
     pub fn keyword(&self, key: &str) -> Option<&Value> {
         self.keywords.get(key)
     }
-    /// The name shown in `TASK [..]`: the name, or the action as written.
+    /// The name shown in `TASK [..]`: the name, or the action as written, after the role's
+    /// name for a role's task (`web : install`); `include_role : web` for an unnamed include.
     pub fn display_name(&self) -> String {
-        self.name
-            .clone()
-            .unwrap_or_else(|| self.action_written.clone())
+        // An include_role is named by its own name alone, even inside a role (Ansible's
+        // `IncludeRole.get_name`).
+        if self.action == "include_role" || self.action == "import_role" {
+            if let Some(n) = &self.name {
+                return n.clone();
+            }
+        }
+        let own = match &self.name {
+            Some(n) => n.clone(),
+            None if self.action == "include_role" || self.action == "import_role" => {
+                let role = self
+                    .args
+                    .get("name")
+                    .or_else(|| self.args.get("role"))
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default();
+                return format!("{} : {role}", self.action_written);
+            }
+            None => self.action_written.clone(),
+        };
+        match &self.role {
+            Some(r) => format!("{} : {own}", r.name),
+            None => own,
+        }
+    }
+
+    /// The name `--list-tasks` shows: the display name of a named task, the bare action of
+    /// an unnamed one (as ansible-playbook lists them).
+    pub fn list_name(&self) -> String {
+        match &self.name {
+            Some(_) => self.display_name(),
+            None => self.action_written.clone(),
+        }
+    }
+
+    /// Whether this is a task the engine adds itself (a role's completion marker).
+    pub fn is_implicit(&self) -> bool {
+        self.action == "role_complete"
     }
 }
 
-/// What a loader needs to know to resolve actions.
+/// What a loader needs to know to resolve actions and roles.
 pub struct Loader {
     /// Every action name the engine can run (modules + engine actions), for errors and "did you mean".
     known_action: fn(&str) -> Option<String>,
     seen_files: Vec<PathBuf>,
+    /// Where roles are found, the roles read so far, and the roles of the play being loaded.
+    pub(crate) roles: roles::RoleLoading,
 }
 
 /// Resolve an action name (with or without collection prefix) to its short name.
@@ -265,7 +321,18 @@ impl Default for Loader {
         Self {
             known_action: resolve_action,
             seen_files: Vec::new(),
+            roles: roles::RoleLoading::default(),
         }
+    }
+}
+
+impl Loader {
+    /// A loader that finds roles with these settings (extra vars render templated role names).
+    pub fn new(search: RoleSearch, extra_vars: Map<String, Value>) -> Self {
+        let mut loader = Loader::default();
+        loader.roles.search = search;
+        loader.roles.extra_vars = extra_vars;
+        loader
     }
 }
 
@@ -471,6 +538,7 @@ impl Loader {
             strategy: None,
             max_fail_percentage: None,
             keywords: Map::new(),
+            roles: PlayRoles::default(),
         };
         // Play keywords every task inherits (tags, environment, become, ignore_errors, ...).
         let mut inherited = Inherited::default();
@@ -484,10 +552,18 @@ impl Loader {
                 _ => {}
             }
         }
+        if let Some(v) = node.get("vars") {
+            play.vars = mapping_value(v, "vars")?;
+        }
+        self.begin_play_roles(dir, play.vars.clone());
+        // The play's roles run before its tasks, wherever `roles:` is written.
+        let (role_tasks, role_handlers) = match node.get("roles") {
+            Some(value) => self.load_play_roles(value, &inherited)?,
+            None => (Vec::new(), Vec::new()),
+        };
         for (key, value) in &entries {
             match key.as_str() {
-                "name" | "hosts" => {}
-                "vars" => play.vars = mapping_value(value, "vars")?,
+                "name" | "hosts" | "vars" | "roles" => {}
                 "vars_files" => play.vars_files = value_list(value),
                 "gather_facts" => play.gather_facts = Some(value.to_value()),
                 "gather_subset" => play.gather_subset = Some(value.to_value()),
@@ -498,18 +574,62 @@ impl Loader {
                 "serial" => play.serial = Some(value.to_value()),
                 "strategy" => play.strategy = value.as_str().map(str::to_string),
                 "max_fail_percentage" => play.max_fail_percentage = Some(value.to_value()),
-                "roles" => {
-                    if !value.is_null() && value.as_seq().is_some_and(|s| !s.is_empty()) {
-                        return Err(err(&value.span, "roles are not supported yet"));
-                    }
-                }
                 _ => {
                     play.keywords.insert(key.clone(), value.to_value());
                 }
             }
         }
-        check_notify(&play)?;
+        let dynamic_handlers = std::mem::take(&mut self.roles.play.dynamic_handler_names);
+        let (roles, import_handlers) = self.finish_play_roles();
+        play.roles = roles;
+        let mut tasks = role_tasks;
+        tasks.append(&mut play.tasks);
+        play.tasks = tasks;
+        // Ansible's handler order: the play's roles' handlers, then imported roles', then the play's.
+        let mut handlers = role_handlers;
+        handlers.extend(import_handlers);
+        handlers.append(&mut play.handlers);
+        play.handlers = handlers;
+        check_notify(&play, &dynamic_handlers)?;
         Ok(play)
+    }
+
+    /// A play's `roles:`: each entry compiled with its dependencies, in order.
+    fn load_play_roles(
+        &mut self,
+        node: &Node,
+        play_inherited: &Inherited,
+    ) -> Result<(Vec<Task>, Vec<Task>), Diagnostic> {
+        let items = match &node.kind {
+            NodeKind::Null => return Ok((Vec::new(), Vec::new())),
+            NodeKind::Seq(items) => items,
+            _ => {
+                return Err(err(
+                    &node.span,
+                    format!("roles must be a list, found {}", node.type_name()),
+                ))
+            }
+        };
+        let mut tasks = Vec::new();
+        let mut handlers = Vec::new();
+        for item in items {
+            let spec = RoleSpec::from_node(item)?;
+            let mut inherited = play_inherited.clone();
+            roles::apply_keywords(&mut inherited, &spec.keywords)
+                .map_err(|m| err(&item.span, m))?;
+            let root = self.roles.play.roles.graph.add_root(
+                roles::graph::Via::Roles,
+                &spec.name,
+                &spec.span,
+            );
+            let expanded =
+                self.expand_role(&spec, &CallHow::default(), &Lineage::default(), &inherited)?;
+            self.roles.play.roles.graph.roots[root].node = Some(expanded.node);
+            self.roles.play.roles.add_public(&expanded.instance);
+            tasks.extend(expanded.tasks);
+            handlers.extend(expanded.handlers);
+        }
+        Ok((tasks, handlers))
     }
 
     /// Load a task list node (`tasks:`, a block, or a task file's root).
@@ -699,6 +819,8 @@ impl Loader {
                 block: Some(block),
                 listen,
                 notify,
+                role: own.role.clone(),
+                inherited: None,
             });
             return Ok(());
         }
@@ -816,7 +938,15 @@ impl Loader {
                     "import_tasks cannot use a templated file name (use include_tasks)",
                 )));
             }
-            let path = dir.join(&file);
+            let mut path = dir.join(&file);
+            // In a role, a relative import is also found in the role's tasks/ (or handlers/).
+            if let Some(role) = own.role.as_ref().filter(|_| !path.is_file()) {
+                let sub = if handlers { "handlers" } else { "tasks" };
+                let in_role = role.path.join(sub).join(&file);
+                if in_role.is_file() {
+                    path = in_role;
+                }
+            }
             let mut imported_inherited = own.clone();
             imported_inherited.keywords.extend(keywords);
             let tasks = self
@@ -826,6 +956,35 @@ impl Loader {
             return Ok(());
         }
 
+        if short == "meta" && args.get("_raw_params").and_then(Value::as_str) == Some("end_role") {
+            if handlers {
+                return Err(with_task(err(
+                    &span,
+                    "Cannot execute 'end_role' from a handler",
+                )));
+            }
+            if own.role.is_none() {
+                return Err(with_task(err(
+                    &span,
+                    "Cannot execute 'end_role' from outside of a role",
+                )));
+            }
+        }
+        if short == "import_role" || short == "include_role" {
+            check_role_task_args(&short, &args, &keywords, handlers, &span).map_err(with_task)?;
+        }
+        if short == "import_role" {
+            let mut imported_inherited = own.clone();
+            imported_inherited.keywords.extend(keywords);
+            let tasks = self.import_role(&args, &own, imported_inherited, &span)?;
+            out.extend(tasks);
+            return Ok(());
+        }
+        if short == "include_role" {
+            self.note_include_role(&args, own.role.as_deref(), &span);
+        }
+
+        let includes = matches!(short.as_str(), "include_tasks" | "include" | "include_role");
         for (k, v) in &own.keywords {
             keywords.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -843,9 +1002,196 @@ impl Loader {
             block: None,
             listen,
             notify,
+            role: own.role,
+            inherited: includes.then(|| Box::new(inherited.clone())),
         });
         Ok(())
     }
+
+    /// `import_role`: the role compiled now, its tasks in place of the import (with the
+    /// import's keywords), its handlers added to the play's.
+    fn import_role(
+        &mut self,
+        args: &Map<String, Value>,
+        own: &Inherited,
+        inherited: Inherited,
+        span: &Span,
+    ) -> Result<Vec<Task>, Diagnostic> {
+        let name = role_task_name(args).unwrap_or_default();
+        let mut spec = RoleSpec::named(name.clone(), span.clone());
+        // The import's vars are the role's vars too (Ansible: `ri.vars |= self.vars`).
+        spec.vars = own.vars.clone();
+        let how = CallHow {
+            from: from_files(args),
+            from_include: true,
+            allow_duplicates: Some(
+                args.get("allow_duplicates")
+                    .and_then(modules::args::ansible_bool)
+                    .unwrap_or(true),
+            ),
+            skip_validation: args
+                .get("rolespec_validate")
+                .and_then(modules::args::ansible_bool)
+                == Some(false),
+        };
+        let lineage = own
+            .role
+            .as_ref()
+            .map(|r| r.lineage_for_child())
+            .unwrap_or_default();
+        // Imported by the play, it is one of the play's roots; by a role, an edge from it.
+        let caller = own
+            .role
+            .as_ref()
+            .and_then(|r| self.roles.play.roles.graph.node_of(&r.key));
+        let root = match caller {
+            Some(_) => None,
+            None => Some(self.roles.play.roles.graph.add_root(
+                roles::graph::Via::ImportRole,
+                &name,
+                span,
+            )),
+        };
+        let expanded = self.expand_role(&spec, &how, &lineage, &inherited)?;
+        let public = args
+            .get("public")
+            .map(|v| modules::args::ansible_bool(v).unwrap_or(true))
+            .unwrap_or(true);
+        let state = &mut self.roles.play;
+        match (root, caller) {
+            (Some(root), _) => state.roles.graph.roots[root].node = Some(expanded.node),
+            (None, Some(from)) => {
+                state
+                    .roles
+                    .graph
+                    .add_edge(from, expanded.node, span, roles::graph::Via::ImportRole)
+            }
+            (None, None) => {}
+        }
+        if public {
+            state.roles.add_public(&expanded.instance);
+        }
+        state.import_handlers.extend(expanded.handlers);
+        Ok(expanded.tasks)
+    }
+
+    /// An `include_role` seen at load time: shown in the role graph, and its handlers' names
+    /// (when the role is named literally) may be notified by the play's tasks.
+    fn note_include_role(
+        &mut self,
+        args: &Map<String, Value>,
+        caller: Option<&RoleCall>,
+        span: &Span,
+    ) {
+        let Some(name) = role_task_name(args) else {
+            return;
+        };
+        let graph = &mut self.roles.play.roles.graph;
+        match caller.and_then(|c| graph.node_of(&c.key)) {
+            Some(node) => graph.graph[node]
+                .includes
+                .push((name.clone(), span.clone())),
+            None => {
+                graph.add_root(roles::graph::Via::IncludeRole, &name, span);
+            }
+        }
+        if !name.contains("{{") {
+            let from = from_files(args);
+            let base = caller.and_then(|c| c.path.parent()).map(Path::to_path_buf);
+            let names = self.peek_role_handler_names(
+                &name,
+                from.handlers.as_deref(),
+                base.as_deref(),
+                &mut HashSet::new(),
+            );
+            self.roles.play.dynamic_handler_names.extend(names);
+        }
+    }
+}
+
+/// The role an `include_role`/`import_role` names (`name:`, or its alias `role:`).
+pub fn role_task_name(args: &Map<String, Value>) -> Option<String> {
+    match args.get("name").or_else(|| args.get("role"))? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// `tasks_from`, `vars_from`, `defaults_from`, `handlers_from` of an include/import_role.
+pub fn from_files(args: &Map<String, Value>) -> FromFiles {
+    let get = |k: &str| match args.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    FromFiles {
+        tasks: get("tasks_from"),
+        vars: get("vars_from"),
+        defaults: get("defaults_from"),
+        handlers: get("handlers_from"),
+    }
+}
+
+/// The checks Ansible makes when it loads an `include_role`/`import_role`.
+fn check_role_task_args(
+    action: &str,
+    args: &Map<String, Value>,
+    keywords: &Map<String, Value>,
+    handlers: bool,
+    span: &Span,
+) -> Result<(), Diagnostic> {
+    if handlers {
+        return Err(err(
+            span,
+            format!("Using '{action}' as a handler is not supported."),
+        ));
+    }
+    if role_task_name(args).is_none() {
+        return Err(err(
+            span,
+            format!("'name' is a required field for {action}."),
+        ));
+    }
+    let mut bad: Vec<&str> = args
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !roles::ROLE_TASK_ARGS.contains(k))
+        .collect();
+    if action == "import_role" && args.contains_key("apply") {
+        bad.push("apply");
+    }
+    if !bad.is_empty() {
+        return Err(err(
+            span,
+            format!("Invalid options for {action}: {}", bad.join(",")),
+        ));
+    }
+    for k in ["tasks_from", "vars_from", "defaults_from", "handlers_from"] {
+        if let Some(v) = args.get(k).filter(|v| !v.is_string()) {
+            return Err(err(
+                span,
+                format!("Expected a string for {k} but got {v} instead"),
+            ));
+        }
+    }
+    if args.get("apply").is_some_and(|a| !a.is_object()) {
+        return Err(err(
+            span,
+            "Expected a dict for apply but got something else instead",
+        ));
+    }
+    if action == "import_role"
+        && keywords
+            .keys()
+            .any(|k| k == "loop" || k.starts_with("with_"))
+    {
+        return Err(err(
+            span,
+            "You cannot use loops on 'import_role' statements. You should use 'include_role' instead.",
+        ));
+    }
+    Ok(())
 }
 
 /// The directory a file is in; `.` for a bare file name.
@@ -886,9 +1232,24 @@ fn node_key_span(node: &Node, key: &str) -> Option<Span> {
     }
 }
 
+/// The names a handler answers to: its name, `role : name` for a role's handler, and its
+/// `listen` topics.
+pub fn handler_names(h: &Task) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(n) = &h.name {
+        out.push(n.clone());
+        if let Some(r) = &h.role {
+            out.push(format!("{} : {n}", r.name));
+        }
+    }
+    out.extend(h.listen.iter().cloned());
+    out
+}
+
 /// Every `notify` must name a handler or a `listen` topic of the play (checked at load time).
-fn check_notify(play: &Play) -> Result<(), Diagnostic> {
-    let mut known: HashSet<String> = HashSet::new();
+/// `dynamic` holds the handler names of roles that `include_role` will bring.
+fn check_notify(play: &Play, dynamic: &[String]) -> Result<(), Diagnostic> {
+    let mut known: HashSet<String> = dynamic.iter().cloned().collect();
     fn collect_handlers(tasks: &[Task], known: &mut HashSet<String>) {
         for t in tasks {
             if let Some(b) = &t.block {
@@ -896,10 +1257,7 @@ fn check_notify(play: &Play) -> Result<(), Diagnostic> {
                 collect_handlers(&b.rescue, known);
                 collect_handlers(&b.always, known);
             }
-            if let Some(n) = &t.name {
-                known.insert(n.clone());
-            }
-            known.extend(t.listen.iter().cloned());
+            known.extend(handler_names(t));
         }
     }
     collect_handlers(&play.handlers, &mut known);
@@ -932,15 +1290,14 @@ fn check_notify(play: &Play) -> Result<(), Diagnostic> {
     check(&play.handlers, &known)
 }
 
-/// Every task of a list, depth first, blocks included (for `--list-tasks`, `--list-tags`).
+/// Every task of a list, depth first, into blocks (for `--list-tasks`, `--list-tags`). As
+/// ansible-playbook lists them: a block's own tasks, not its `rescue`/`always`, and not the
+/// tasks the engine adds itself.
 pub fn walk<'a>(tasks: &'a [Task], out: &mut Vec<&'a Task>) {
     for t in tasks {
         match &t.block {
-            Some(b) => {
-                walk(&b.block, out);
-                walk(&b.rescue, out);
-                walk(&b.always, out);
-            }
+            Some(b) => walk(&b.block, out),
+            None if t.is_implicit() => {}
             None => out.push(t),
         }
     }
