@@ -1,6 +1,10 @@
 //! Unit tests of role loading: entries, role files, variables along the chain, cycles.
 
+use super::files::load_role_vars;
 use super::*;
+use crate::error::exit;
+use crate::playbook::Loader;
+use crate::yaml;
 use serde_json::json;
 
 /// Write files (path, text) under a fresh directory.
