@@ -891,3 +891,54 @@ fn a_command_outliving_the_command_timeout_makes_the_host_unreachable() {
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("ansible_command_timeout"), "{stdout}");
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// The roles conformance fixture (diamond dependency, two parameter sets, precedence, handlers
+/// across roles, a second roles path) on three real sshd hosts: the same output as
+/// ansible-core 2.19 gave over the local connection, first and second run.
+#[test]
+fn roles_fixture_over_ssh_matches_ansible() {
+    let hosts = start(3);
+    let work = Workdir::new();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance");
+    copy_tree(&fixtures.join("roles"), work.path());
+    hosts.write_inventory(work.path(), "fleet");
+    let run = || {
+        work.command(&["-i", "inventory.yml", "site.yml", "-e", "prec_extra=extra"])
+            .env("ANSIBLE_ROLES_PATH", "more_roles")
+            .output()
+            .expect("play runs")
+    };
+    let golden = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("golden");
+    let first = run();
+    assert_eq!(
+        text(&first.stdout),
+        golden("roles.ansible.out"),
+        "stderr: {}",
+        text(&first.stderr)
+    );
+    let second = run();
+    assert_eq!(
+        text(&second.stdout),
+        golden("roles.second.ansible.out"),
+        "stderr: {}",
+        text(&second.stderr)
+    );
+    assert_eq!(
+        accepted_logins(&hosts),
+        vec![2; 3],
+        "one session per host per run"
+    );
+}
