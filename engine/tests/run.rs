@@ -333,6 +333,66 @@ fn become_runs_commands_and_writes_files_as_the_become_user() {
     );
 }
 
+fn three_local_hosts(dir: &Path) {
+    std::fs::write(
+        dir.join("hosts.ini"),
+        "a1 ansible_connection=local\na2 ansible_connection=local\na3 ansible_connection=local\n",
+    )
+    .expect("inventory");
+}
+
+#[test]
+fn strategy_free_lets_hosts_run_ahead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    three_local_hosts(dir.path());
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: all\n  gather_facts: false\n  strategy: free\n  tasks:\n\
+         \x20   - shell: \"{{ 'sleep 2; touch ' ~ playbook_dir ~ '/a1-slow-done' if inventory_hostname == 'a1' else 'true' }}\"\n\
+         \x20   - stat:\n        path: \"{{ playbook_dir }}/a1-slow-done\"\n      register: slow\n\
+         \x20   - copy:\n        content: \"saw {{ slow.stat.exists }}\\n\"\n        dest: \"{{ playbook_dir }}/{{ inventory_hostname }}-saw\"\n",
+    )
+    .expect("playbook");
+    let out = play(dir.path(), &["-i", "hosts.ini", "site.yml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // a2 went on while a1 was still in its first task; under linear it would have waited.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a2-saw")).expect("a2"),
+        "saw False\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a1-saw")).expect("a1"),
+        "saw True\n"
+    );
+}
+
+#[test]
+fn throttle_limits_how_many_hosts_run_a_task_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    three_local_hosts(dir.path());
+    // mkdir is atomic: a second host inside the critical section at the same time fails.
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n\
+         \x20   - shell: \"mkdir {{ playbook_dir }}/busy && sleep 0.3 && rmdir {{ playbook_dir }}/busy\"\n      throttle: 1\n",
+    )
+    .expect("playbook");
+    let out = play(dir.path(), &["-i", "hosts.ini", "site.yml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 /// The bench workload (a staging app server, ~40 tasks) on one local host: the recap counts
 /// are ansible-core 2.19's for the same inventory (`ansible_connection: local`).
 #[test]

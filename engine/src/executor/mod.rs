@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{exit, Diagnostic};
@@ -420,9 +421,21 @@ impl Runner {
             self.gather_facts(ctx, &all);
         }
         let no_params = Map::new();
+        let free = ctx.play.strategy.as_deref() == Some("free");
         for section in [&ctx.play.pre_tasks, &ctx.play.tasks, &ctx.play.post_tasks] {
-            self.run_list(ctx, section, &all, &no_params, false);
-            self.flush_handlers(ctx, &all);
+            if free {
+                // strategy free: every host goes through the section at its own pace; a host's
+                // lines are still printed whole, under the banner of the task it is at.
+                self.pool.install(|| {
+                    all.par_iter().for_each(|&i| {
+                        self.run_list(ctx, section, &[i], &no_params, false);
+                        self.flush_handlers(ctx, &[i]);
+                    })
+                });
+            } else {
+                self.run_list(ctx, section, &all, &no_params, false);
+                self.flush_handlers(ctx, &all);
+            }
             if ctx.end_play.load(Ordering::SeqCst) {
                 break;
             }
@@ -438,15 +451,18 @@ impl Runner {
 
     /// Recompute `ansible_play_hosts` (called between tasks, when no worker holds a host lock).
     fn refresh_live(&self, ctx: &PlayCtx<'_>) {
+        let previous = ctx.live.read().map(|l| l.clone()).unwrap_or_default();
+        // states[i] is batch[i]. A host busy in a task (strategy free) keeps its last known
+        // state, so that this never waits for another host.
         let live: Vec<String> = ctx
             .states
             .iter()
-            .filter_map(|s| {
-                s.lock()
-                    .ok()
-                    .filter(|s| !s.failed && !s.unreachable)
-                    .map(|s| s.name.clone())
+            .zip(&ctx.batch)
+            .filter(|(state, name)| match state.try_lock() {
+                Ok(s) => !s.failed && !s.unreachable,
+                Err(_) => previous.contains(name),
             })
+            .map(|(_, name)| name.clone())
             .collect();
         if let Ok(mut l) = ctx.live.write() {
             *l = live;

@@ -178,22 +178,36 @@ impl Runner {
             hosts.to_vec()
         };
         let bar = self.report.progress(&title, runners.len());
+        // throttle: at most this many hosts run the task at once.
+        let throttle = t
+            .keyword("throttle")
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            })
+            .filter(|n| *n > 0)
+            .map_or(runners.len().max(1), |n| n as usize);
         let mut results: Vec<(usize, Vec<HostLine>)> = self.pool.install(|| {
             runners
-                .par_iter()
-                .map(|&i| {
-                    let lines = match ctx.states[i].lock() {
-                        Ok(mut st) => {
-                            let lines = self.run_on_host(ctx, t, &mut st, params);
-                            note_role_ran(&mut st, t, &lines);
-                            lines
-                        }
-                        Err(_) => Vec::new(),
-                    };
-                    if let Some(b) = &bar {
-                        b.inc(1);
-                    }
-                    (i, lines)
+                .chunks(throttle)
+                .flat_map(|chunk| {
+                    chunk
+                        .par_iter()
+                        .map(|&i| {
+                            let lines = match ctx.states[i].lock() {
+                                Ok(mut st) => {
+                                    let lines = self.run_on_host(ctx, t, &mut st, params);
+                                    note_role_ran(&mut st, t, &lines);
+                                    lines
+                                }
+                                Err(_) => Vec::new(),
+                            };
+                            if let Some(b) = &bar {
+                                b.inc(1);
+                            }
+                            (i, lines)
+                        })
+                        .collect::<Vec<_>>()
                 })
                 .collect()
         });
