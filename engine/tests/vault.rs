@@ -1,0 +1,271 @@
+//! The vault end to end: `play vault` subcommands and a playbook over the local connection
+//! using vaulted vars, whose secrets must never reach the output.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn play(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_play"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("PLAY_VAULT_IDENTITY")
+        .env_remove("ANSIBLE_INVENTORY")
+        .env_remove("PLAY_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("play runs");
+    if let Some(mut pipe) = child.stdin.take() {
+        if let Some(s) = stdin {
+            pipe.write_all(s.as_bytes()).expect("stdin");
+        }
+    }
+    child.wait_with_output().expect("play finishes")
+}
+
+fn all(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A project with a new age key in `key.txt`.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = play(dir.path(), &["vault", "keygen"], &[], None);
+    assert!(out.status.success(), "{}", all(&out));
+    std::fs::write(dir.path().join("key.txt"), &out.stdout).expect("key");
+    dir
+}
+
+#[test]
+fn vaulted_vars_are_used_and_never_shown() {
+    let dir = project();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("group_vars")).expect("mkdir");
+    std::fs::write(
+        d.join("hosts"),
+        "[web]\nlocalhost ansible_connection=local\n",
+    )
+    .expect("w");
+    std::fs::write(d.join("group_vars/web.yml"), "db_password: Gr0upS3cretPw\n").expect("w");
+    let enc = play(
+        d,
+        &[
+            "vault",
+            "encrypt",
+            "--vault-identity",
+            "key.txt",
+            "group_vars/web.yml",
+        ],
+        &[],
+        None,
+    );
+    assert!(enc.status.success(), "{}", all(&enc));
+    let on_disk = std::fs::read_to_string(d.join("group_vars/web.yml")).expect("r");
+    assert!(on_disk.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+    assert!(!on_disk.contains("Gr0upS3cretPw"));
+
+    let block = play(
+        d,
+        &[
+            "vault",
+            "encrypt-string",
+            "--vault-identity",
+            "key.txt",
+            "api_token",
+        ],
+        &[],
+        Some("InL1neT0kenValue\n"),
+    );
+    assert!(block.status.success(), "{}", all(&block));
+    let block = String::from_utf8_lossy(&block.stdout).into_owned();
+    assert!(
+        block.starts_with("api_token: !vault |\n  -----BEGIN AGE"),
+        "{block}"
+    );
+    std::fs::write(d.join("secrets.yml"), format!("plain: visible\n{block}")).expect("w");
+    std::fs::write(
+        d.join("conf.j2"),
+        "user=app\npassword={{ db_password }}\ntoken={{ api_token }}\n",
+    )
+    .expect("w");
+    std::fs::write(d.join("conf.txt"), "user=app\npassword=old\n").expect("w");
+    std::fs::write(
+        d.join("site.yml"),
+        r#"- hosts: web
+  gather_facts: false
+  vars_files: [secrets.yml]
+  tasks:
+    - debug: var=db_password
+    - debug: msg="token is {{ api_token }} and {{ plain }}"
+    - template: src=conf.j2 dest={{ playbook_dir }}/conf.txt
+    - command: echo {{ db_password }}
+    - command: sh -c 'echo {{ api_token }} >&2; exit 3'
+"#,
+    )
+    .expect("w");
+    let out = play(
+        d,
+        &[
+            "-i",
+            "hosts",
+            "site.yml",
+            "-vvv",
+            "--diff",
+            "--vault-identity",
+            "key.txt",
+        ],
+        &[],
+        None,
+    );
+    let text = all(&out);
+    assert_eq!(out.status.code(), Some(2), "the last task fails:\n{text}");
+    assert!(!text.contains("Gr0upS3cretPw"), "{text}");
+    assert!(!text.contains("InL1neT0kenValue"), "{text}");
+    assert!(text.contains("********"), "{text}");
+    assert!(text.contains("token is ******** and visible"), "{text}");
+    // The values themselves were decrypted and used.
+    let conf = std::fs::read_to_string(d.join("conf.txt")).expect("r");
+    assert_eq!(
+        conf,
+        "user=app\npassword=Gr0upS3cretPw\ntoken=InL1neT0kenValue\n"
+    );
+
+    // The same run as JSON events.
+    let out = play(
+        d,
+        &[
+            "-i",
+            "hosts",
+            "site.yml",
+            "-v",
+            "--output",
+            "json",
+            "--vault-identity",
+            "key.txt",
+        ],
+        &[],
+        None,
+    );
+    let text = all(&out);
+    assert!(
+        !text.contains("Gr0upS3cretPw") && !text.contains("InL1neT0kenValue"),
+        "{text}"
+    );
+
+    // Without the key: the error names the file, exit code for bad options.
+    let out = play(d, &["-i", "hosts", "site.yml"], &[], None);
+    let text = all(&out);
+    assert!(!out.status.success());
+    assert!(text.contains("no vault key was given"), "{text}");
+
+    // With another key: the error names the file and the key tried.
+    let other = project();
+    std::fs::copy(other.path().join("key.txt"), d.join("other.txt")).expect("cp");
+    let out = play(
+        d,
+        &["-i", "hosts", "site.yml", "--vault-identity", "other.txt"],
+        &[("PLAY_VAULT_IDENTITY", "key.txt")],
+        None,
+    );
+    let text = all(&out);
+    assert!(!out.status.success());
+    assert!(text.contains("other.txt"), "{text}");
+    assert!(text.contains("cannot decrypt"), "{text}");
+
+    // PLAY_VAULT_IDENTITY alone works.
+    let out = play(
+        d,
+        &["-i", "hosts", "site.yml"],
+        &[("PLAY_VAULT_IDENTITY", "key.txt")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
+}
+
+#[test]
+fn edit_view_decrypt_rekey_and_passphrases() {
+    let dir = project();
+    let d = dir.path();
+    std::fs::write(d.join("vault.yml"), "secret: first\n").expect("w");
+    let id = ["--vault-identity", "key.txt"];
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = play(d, args, env, None);
+        assert!(out.status.success(), "{args:?}: {}", all(&out));
+        out
+    };
+    run(&["vault", "encrypt", id[0], id[1], "vault.yml"], &[]);
+
+    // A scripted editor; the private temp dir must be gone afterwards.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tmp_s = tmp.path().to_string_lossy().into_owned();
+    run(
+        &["vault", "edit", id[0], id[1], "vault.yml"],
+        &[
+            ("EDITOR", "sed -i s/first/second/"),
+            ("VISUAL", ""),
+            ("TMPDIR", &tmp_s),
+        ],
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0);
+    let view = run(&["vault", "view", id[0], id[1], "vault.yml"], &[]);
+    assert_eq!(String::from_utf8_lossy(&view.stdout), "secret: second\n");
+
+    // A failing editor leaves the file as it was, and still removes the plaintext.
+    let out = play(
+        d,
+        &["vault", "edit", id[0], id[1], "vault.yml"],
+        &[("EDITOR", "false"), ("VISUAL", ""), ("TMPDIR", &tmp_s)],
+        None,
+    );
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0);
+
+    // Rekey to a passphrase-only vault: the old key no longer opens it.
+    std::fs::write(d.join("pw.txt"), "correct horse\n").expect("w");
+    let pw = ["--vault-password-file", "pw.txt"];
+    let rekey = play(
+        d,
+        &[
+            "vault",
+            "rekey",
+            id[0],
+            id[1],
+            "vault.yml",
+            "-r",
+            "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj",
+        ],
+        &[],
+        None,
+    );
+    assert!(rekey.status.success(), "{}", all(&rekey));
+    let out = play(d, &["vault", "view", id[0], id[1], "vault.yml"], &[], None);
+    assert!(!out.status.success());
+    assert!(all(&out).contains("key.txt"), "{}", all(&out));
+
+    // Passphrase round trip through decrypt.
+    std::fs::write(d.join("p.yml"), "x: 1\n").expect("w");
+    run(&["vault", "encrypt", pw[0], pw[1], "p.yml"], &[]);
+    run(&["vault", "decrypt", pw[0], pw[1], "p.yml"], &[]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("p.yml")).expect("r"),
+        "x: 1\n"
+    );
+
+    // A file that is not vaulted is refused.
+    let out = play(d, &["vault", "decrypt", pw[0], pw[1], "p.yml"], &[], None);
+    assert!(!out.status.success());
+    assert!(
+        all(&out).contains("not an age-encrypted file"),
+        "{}",
+        all(&out)
+    );
+}
