@@ -123,6 +123,14 @@ pub struct VaultKeys {
         global = true
     )]
     pub ask_vault_pass: bool,
+    /// A file whose first line is an Ansible Vault password, to read `$ANSIBLE_VAULT` files
+    /// and values and to `play vault migrate` them (repeatable).
+    #[arg(
+        long = "ansible-vault-password-file",
+        value_name = "FILE",
+        global = true
+    )]
+    pub ansible_vault_password_file: Vec<PathBuf>,
 }
 
 impl VaultKeys {
@@ -151,9 +159,18 @@ impl VaultKeys {
         if all_recipients.is_empty() && file.is_file() {
             all_recipients = crate::vault::read_recipients_file(&file)?;
         }
+        let mut ansible_passwords = Vec::new();
+        for p in &self.ansible_vault_password_file {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Diagnostic::new(format!("cannot read {}: {e}", p.display()))
+                    .exit_code(exit::BAD_OPTIONS)
+            })?;
+            ansible_passwords.push(text.lines().next().unwrap_or_default().to_string());
+        }
         Ok(crate::vault::Vault {
             keys,
             recipients: all_recipients,
+            ansible_passwords,
         })
     }
 }
@@ -196,6 +213,8 @@ pub enum VaultAction {
     EncryptString { name: String },
     /// Print a new age identity (the public key goes to stderr).
     Keygen,
+    /// Convert Ansible Vault files and `!vault` values in these files to age, in place.
+    Migrate { files: Vec<PathBuf> },
 }
 
 /// `play graph`: the role graph of playbooks, without running anything.

@@ -16,6 +16,8 @@ use age::secrecy::SecretString;
 
 use crate::error::{exit, Diagnostic};
 
+pub mod ansible;
+
 /// What a vault-derived value is shown as.
 pub const MASK: &str = "********";
 
@@ -46,6 +48,8 @@ pub struct Vault {
     pub keys: Vec<Key>,
     /// Recipient lines (`age1...`, `ssh-ed25519 ...`, `ssh-rsa ...`).
     pub recipients: Vec<String>,
+    /// Ansible Vault passwords, to read (and migrate) existing Ansible vaults.
+    pub ansible_passwords: Vec<String>,
 }
 
 static VAULT: RwLock<Option<Arc<Vault>>> = RwLock::new(None);
@@ -122,7 +126,7 @@ pub fn decrypt_file_if_encrypted(
     path: &Path,
     bytes: Vec<u8>,
 ) -> Result<(String, bool), Diagnostic> {
-    if is_age(&bytes) {
+    if ansible::is_ansible_vault(&bytes) || is_age(&bytes) {
         let plain = current().decrypt(&path.display().to_string(), &bytes)?;
         let text = String::from_utf8(plain).map_err(|_| {
             Diagnostic::new(format!(
@@ -140,7 +144,7 @@ pub fn decrypt_file_if_encrypted(
 
 /// The plaintext of an inline `!vault` value (an armored age ciphertext); `what` names it.
 pub fn decrypt_value(text: &str, what: &str) -> Result<String, Diagnostic> {
-    if !text.trim_start().starts_with(AGE_ARMOR) {
+    if !text.trim_start().starts_with(AGE_ARMOR) && !ansible::is_ansible_vault(text.as_bytes()) {
         return Err(Diagnostic::new(format!(
             "{what}: a !vault value must be an ASCII-armored age ciphertext ({AGE_ARMOR} ...)"
         ))
@@ -167,8 +171,15 @@ impl Vault {
         Ok(out)
     }
 
-    /// Decrypt an age file (binary or armored); `what` names it in errors.
+    /// Decrypt an age file (binary or armored) or an Ansible Vault; `what` names it in errors.
     pub fn decrypt(&self, what: &str, bytes: &[u8]) -> Result<Vec<u8>, Diagnostic> {
+        if ansible::is_ansible_vault(bytes) {
+            let text = String::from_utf8_lossy(bytes);
+            return ansible::decrypt(&text, &self.ansible_passwords).map_err(|e| {
+                Diagnostic::new(format!("cannot decrypt {what} (Ansible Vault): {e}"))
+                    .exit_code(exit::ERROR)
+            });
+        }
         if self.keys.is_empty() {
             return Err(Diagnostic::new(format!(
                 "{what} is encrypted, but no vault key was given (use --vault-identity FILE, \
@@ -405,6 +416,7 @@ mod tests {
             Vault {
                 keys: vec![Key::File(PathBuf::from("key.txt"), text)],
                 recipients: vec![],
+                ansible_passwords: vec![],
             },
             id.to_public().to_string(),
         )
@@ -425,6 +437,7 @@ mod tests {
         let v = Vault {
             keys: vec![Key::Passphrase("pw".into(), "pwfile".into())],
             recipients: vec![],
+            ansible_passwords: vec![],
         };
         let c = v.encrypt(b"s3cret", true).expect("encrypts");
         assert_eq!(v.decrypt("f", &c).expect("decrypts"), b"s3cret");
@@ -445,6 +458,7 @@ mod tests {
         let enc = Vault {
             keys: vec![],
             recipients: vec![public],
+            ansible_passwords: vec![],
         };
         let c = enc
             .encrypt(b"a long secret value", false)
@@ -470,6 +484,7 @@ mod tests {
         let v = Vault {
             keys,
             recipients: vec![],
+            ansible_passwords: vec![],
         };
         let c = v
             .encrypt(b"ssh secret", true)

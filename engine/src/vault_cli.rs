@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{VaultAction, VaultCli};
 use crate::error::{exit, Diagnostic};
-use crate::vault::{is_age, Vault};
+use crate::vault::{ansible, is_age, Vault};
 
 pub fn run(cli: VaultCli) -> Result<i32, Diagnostic> {
     if let VaultAction::Keygen = cli.action {
@@ -73,6 +73,15 @@ pub fn run(cli: VaultCli) -> Result<i32, Diagnostic> {
             println!("{name}: !vault |");
             for line in armored.lines() {
                 println!("  {line}");
+            }
+        }
+        VaultAction::Migrate { files } => {
+            for f in &files {
+                if migrate(&vault, f)? {
+                    eprintln!("Migrated to age: {}", f.display());
+                } else {
+                    eprintln!("Nothing to migrate: {}", f.display());
+                }
             }
         }
         VaultAction::Keygen => {}
@@ -174,4 +183,64 @@ fn edit(vault: &Vault, path: &Path) -> Result<(), Diagnostic> {
         return Ok(());
     }
     write(path, &vault.encrypt(&edited, true)?)
+}
+
+/// Convert an Ansible Vault file, or the Ansible `!vault |` values of a YAML file, to age in
+/// place; whether anything changed. Values are rewritten textually, so the rest of the file
+/// (comments, order, quoting) stays as it was.
+fn migrate(vault: &Vault, path: &Path) -> Result<bool, Diagnostic> {
+    let bytes = read(path)?;
+    if ansible::is_ansible_vault(&bytes) {
+        let plain = vault.decrypt(&path.display().to_string(), &bytes)?;
+        write(path, &vault.encrypt(&plain, true)?)?;
+        return Ok(true);
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Diagnostic::new(format!("{} is not UTF-8 text", path.display())))?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let head = line.trim_end();
+        if head.ends_with("!vault |") || head.ends_with("!vault |-") {
+            let mut j = i + 1;
+            while j < lines.len() && (lines[j].trim().is_empty() || indent(lines[j]) > indent(line))
+            {
+                j += 1;
+            }
+            while j > i + 1 && lines[j - 1].trim().is_empty() {
+                j -= 1;
+            }
+            let block: String = lines[i + 1..j]
+                .iter()
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .join("\n");
+            if j > i + 1 && ansible::is_ansible_vault(block.as_bytes()) {
+                let what = format!("the !vault value at {}:{}", path.display(), i + 1);
+                let plain = vault.decrypt(&what, block.as_bytes())?;
+                let armored = vault.encrypt(&plain, true)?;
+                let pad = " ".repeat(indent(lines[i + 1]));
+                out.push_str(head.trim_end_matches('-'));
+                out.push('\n');
+                for l in String::from_utf8_lossy(&armored).lines() {
+                    out.push_str(&pad);
+                    out.push_str(l);
+                    out.push('\n');
+                }
+                changed = true;
+                i = j;
+                continue;
+            }
+        }
+        out.push_str(line);
+        i += 1;
+    }
+    if changed {
+        write(path, out.as_bytes())?;
+    }
+    Ok(changed)
 }

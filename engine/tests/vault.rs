@@ -269,3 +269,94 @@ fn edit_view_decrypt_rekey_and_passphrases() {
         all(&out)
     );
 }
+
+/// The fixtures in `tests/fixtures/vault/` were written by ansible-core's own `ansible-vault`
+/// (`/opt/ansible/bin/ansible-vault`, see that folder's README).
+#[test]
+fn ansible_vaults_are_read_and_migrated_to_age() {
+    let dir = project();
+    let d = dir.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vault");
+    for f in ["ansible-password.txt", "whole.yml", "inline.yml"] {
+        std::fs::copy(fixtures.join(f), d.join(f)).expect("cp");
+    }
+    std::fs::write(d.join("hosts"), "localhost ansible_connection=local\n").expect("w");
+    std::fs::write(
+        d.join("site.yml"),
+        r#"- hosts: all
+  gather_facts: false
+  vars_files: [whole.yml, inline.yml]
+  tasks:
+    - copy:
+        dest: "{{ playbook_dir }}/out.txt"
+        content: "{{ whole_secret }} {{ port }} {{ one_one }} {{ one_two }} {{ plain_value }}\n"
+    - debug: msg="{{ whole_secret }} {{ one_one }} {{ one_two }}"
+"#,
+    )
+    .expect("w");
+    let expected = "Wh0leFileSecret 5432 Inl1neOneOne Inl1neOneTwo shown\n";
+    let secrets = ["Wh0leFileSecret", "Inl1neOneOne", "Inl1neOneTwo"];
+
+    // Read as they are, with the Ansible Vault password.
+    let apw = ["--ansible-vault-password-file", "ansible-password.txt"];
+    let out = play(
+        d,
+        &["-i", "hosts", "site.yml", "-v", apw[0], apw[1]],
+        &[],
+        None,
+    );
+    let text = all(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.txt")).expect("r"),
+        expected
+    );
+    for s in secrets {
+        assert!(!text.contains(s), "{s} shown:\n{text}");
+    }
+
+    // A wrong Ansible password is a clear error naming the file.
+    std::fs::write(d.join("wrong.txt"), "nope\n").expect("w");
+    let out = play(
+        d,
+        &["-i", "hosts", "site.yml", apw[0], "wrong.txt"],
+        &[],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(all(&out).contains("whole.yml"), "{}", all(&out));
+
+    // Migrate both files to age; the rest of inline.yml is kept as written.
+    let id = ["--vault-identity", "key.txt"];
+    let out = play(
+        d,
+        &[
+            "vault",
+            "migrate",
+            apw[0],
+            apw[1],
+            id[0],
+            id[1],
+            "whole.yml",
+            "inline.yml",
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", all(&out));
+    let inline = std::fs::read_to_string(d.join("inline.yml")).expect("r");
+    assert!(!inline.contains("$ANSIBLE_VAULT"), "{inline}");
+    assert!(inline.contains("plain_value: shown\none_one: !vault |\n          -----BEGIN AGE"));
+    assert!(inline.ends_with("after: kept\n"), "{inline}");
+    let whole = std::fs::read_to_string(d.join("whole.yml")).expect("r");
+    assert!(whole.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+
+    // Now only the age key is needed.
+    std::fs::remove_file(d.join("out.txt")).expect("rm");
+    let out = play(d, &["-i", "hosts", "site.yml", id[0], id[1]], &[], None);
+    assert!(out.status.success(), "{}", all(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.txt")).expect("r"),
+        expected
+    );
+}
