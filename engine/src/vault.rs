@@ -142,6 +142,21 @@ pub fn decrypt_file_if_encrypted(
     Ok((text, false))
 }
 
+/// A controller file a task sends (`copy`/`template`/`script` sources): decrypted in memory
+/// when vaulted, as Ansible does, with its lines registered as secrets so `--diff` masks them.
+pub fn read_controller_file(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("Could not read '{}': {e}", path.display()))?;
+    if !is_age(&bytes) && !ansible::is_ansible_vault(&bytes) {
+        return Ok(bytes);
+    }
+    let plain = current()
+        .decrypt(&path.display().to_string(), &bytes)
+        .map_err(|d| format!("{} ({})", d.message, d.notes.join("; ")))?;
+    register_secret(&String::from_utf8_lossy(&plain));
+    Ok(plain)
+}
+
 /// The plaintext of an inline `!vault` value (an armored age ciphertext); `what` names it.
 pub fn decrypt_value(text: &str, what: &str) -> Result<String, Diagnostic> {
     if !text.trim_start().starts_with(AGE_ARMOR) && !ansible::is_ansible_vault(text.as_bytes()) {
@@ -470,26 +485,31 @@ mod tests {
     }
 
     #[test]
-    fn ssh_ed25519_key_round_trip() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key = dir.path().join("id_ed25519");
-        let ok = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status();
-        if !ok.map(|s| s.success()).unwrap_or(false) {
-            return; // no ssh-keygen on this machine
+    fn ssh_ed25519_and_rsa_keys_round_trip() {
+        for kind in ["ed25519", "rsa"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let key = dir.path().join(format!("id_{kind}"));
+            let ok = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", "", "-f"])
+                .arg(&key)
+                .status();
+            if !ok.map(|s| s.success()).unwrap_or(false) {
+                return; // no ssh-keygen on this machine
+            }
+            let keys = keys_from(&[key], None, false).expect("reads");
+            let v = Vault {
+                keys,
+                ..Vault::default()
+            };
+            let c = v
+                .encrypt(b"ssh secret", true)
+                .expect("encrypts to the .pub");
+            assert_eq!(
+                v.decrypt("f", &c).expect("decrypts"),
+                b"ssh secret",
+                "{kind}"
+            );
         }
-        let keys = keys_from(&[key], None, false).expect("reads");
-        let v = Vault {
-            keys,
-            recipients: vec![],
-            ansible_passwords: vec![],
-        };
-        let c = v
-            .encrypt(b"ssh secret", true)
-            .expect("encrypts to the .pub");
-        assert_eq!(v.decrypt("f", &c).expect("decrypts"), b"ssh secret");
     }
 
     #[test]

@@ -142,7 +142,7 @@ fn read_source(path: &Path) -> Result<(String, bool), Diagnostic> {
 
 /// Replace `!vault` values by their plaintext (registered as secrets, so output masks them).
 /// In a file that was encrypted whole, every string value is a secret.
-fn reveal(node: &mut Node, encrypted: bool) -> Result<(), Diagnostic> {
+pub(crate) fn reveal(node: &mut Node, encrypted: bool) -> Result<(), Diagnostic> {
     match &mut node.kind {
         NodeKind::Tagged(tag, inner) if tag == "vault" => {
             let Some(text) = inner.as_str() else {

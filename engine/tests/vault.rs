@@ -360,3 +360,64 @@ fn ansible_vaults_are_read_and_migrated_to_age() {
         expected
     );
 }
+
+#[test]
+fn vaulted_copy_sources_and_inventory_values() {
+    let dir = project();
+    let d = dir.path();
+    let id = ["--vault-identity", "key.txt"];
+    std::fs::write(d.join("cert.pem"), "PRIVATE-KEY-MATERIAL\n").expect("w");
+    let out = play(
+        d,
+        &["vault", "encrypt", id[0], id[1], "cert.pem"],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", all(&out));
+    let block = play(
+        d,
+        &["vault", "encrypt-string", id[0], id[1], "host_token"],
+        &[],
+        Some("H0stT0kenVal\n"),
+    );
+    let block = String::from_utf8_lossy(&block.stdout).replace('\n', "\n      ");
+    std::fs::write(
+        d.join("hosts.yml"),
+        format!("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      {block}\n"),
+    )
+    .expect("w");
+    std::fs::write(
+        d.join("site.yml"),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: src=cert.pem dest={{ playbook_dir }}/installed.pem
+    - debug: var=host_token
+"#,
+    )
+    .expect("w");
+    let out = play(
+        d,
+        &[
+            "-i",
+            "hosts.yml",
+            "site.yml",
+            "--diff",
+            "-vvv",
+            id[0],
+            id[1],
+        ],
+        &[],
+        None,
+    );
+    let text = all(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("PRIVATE-KEY-MATERIAL") && !text.contains("H0stT0kenVal"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("installed.pem")).expect("r"),
+        "PRIVATE-KEY-MATERIAL\n"
+    );
+}
