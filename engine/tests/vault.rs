@@ -421,3 +421,53 @@ fn vaulted_copy_sources_and_inventory_values() {
         "PRIVATE-KEY-MATERIAL\n"
     );
 }
+
+/// A vaulted become password over a real sshd host (the testbed; needs root and
+/// openssh-server): sudo gets it, the output never shows it.
+#[test]
+fn vaulted_become_password_over_ssh() {
+    let hosts = testbed::SshHosts::builder()
+        .hosts(1)
+        .test_user_with_password("bob", "b0b-s3cret")
+        .start()
+        .expect("testbed starts (run the tests as root with openssh-server)");
+    let dir = project();
+    let d = dir.path();
+    std::fs::create_dir(d.join("home")).expect("home");
+    let inv = hosts.write_inventory(d, "targets").display().to_string();
+    std::fs::write(
+        d.join("secrets.yml"),
+        "ansible_user: bob\nansible_become_password: b0b-s3cret\n",
+    )
+    .expect("w");
+    let id = ["--vault-identity", "key.txt"];
+    let out = play(
+        d,
+        &["vault", "encrypt", id[0], id[1], "secrets.yml"],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", all(&out));
+    std::fs::write(
+        d.join("become.yml"),
+        "- hosts: targets\n  gather_facts: false\n  vars_files: [secrets.yml]\n  tasks:\n\
+         \x20   - command: id -u\n      become: true\n      register: root\n\
+         \x20   - assert:\n        that: root.stdout == '0'\n\
+         \x20   - debug: var=ansible_become_password\n",
+    )
+    .expect("w");
+    let home = d.join("home").display().to_string();
+    let out = play(
+        d,
+        &["-i", &inv, "become.yml", "-vvv", id[0], id[1]],
+        &[("HOME", &home), ("SSH_AUTH_SOCK", "")],
+        None,
+    );
+    let text = all(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("b0b-s3cret"), "{text}");
+    assert!(
+        text.contains("\"ansible_become_password\": \"********\""),
+        "{text}"
+    );
+}

@@ -140,7 +140,7 @@ impl Reporter {
         {
             bar.set_style(style);
         }
-        bar.set_message(task.to_string());
+        bar.set_message(crate::vault::redact(task));
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Some(bar)
     }
