@@ -189,6 +189,11 @@ fn vaulted_vars_are_used_and_never_shown() {
         None,
     );
     assert_eq!(out.status.code(), Some(2), "{}", all(&out));
+
+    // So does play.toml's vault_identity (relative to play.toml).
+    std::fs::write(d.join("play.toml"), "vault_identity = \"key.txt\"\n").expect("w");
+    let out = play(d, &["-i", "hosts", "site.yml"], &[], None);
+    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
 }
 
 #[test]
@@ -386,10 +391,37 @@ fn vaulted_copy_sources_and_inventory_values() {
         format!("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      {block}\n"),
     )
     .expect("w");
+    // A role whose defaults file is vaulted.
+    std::fs::create_dir_all(d.join("roles/app/defaults")).expect("mkdir");
+    std::fs::create_dir_all(d.join("roles/app/tasks")).expect("mkdir");
+    std::fs::write(
+        d.join("roles/app/defaults/main.yml"),
+        "role_secret: R0leSecretVal\n",
+    )
+    .expect("w");
+    let out = play(
+        d,
+        &[
+            "vault",
+            "encrypt",
+            id[0],
+            id[1],
+            "roles/app/defaults/main.yml",
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", all(&out));
+    std::fs::write(
+        d.join("roles/app/tasks/main.yml"),
+        "- copy: content=\"{{ role_secret }}\" dest={{ playbook_dir }}/role.txt\n- debug: var=role_secret\n",
+    )
+    .expect("w");
     std::fs::write(
         d.join("site.yml"),
         r#"- hosts: all
   gather_facts: false
+  roles: [app]
   tasks:
     - copy: src=cert.pem dest={{ playbook_dir }}/installed.pem
     - debug: var=host_token
@@ -412,9 +444,12 @@ fn vaulted_copy_sources_and_inventory_values() {
     );
     let text = all(&out);
     assert!(out.status.success(), "{text}");
-    assert!(
-        !text.contains("PRIVATE-KEY-MATERIAL") && !text.contains("H0stT0kenVal"),
-        "{text}"
+    for secret in ["PRIVATE-KEY-MATERIAL", "H0stT0kenVal", "R0leSecretVal"] {
+        assert!(!text.contains(secret), "{secret} shown:\n{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("role.txt")).expect("r"),
+        "R0leSecretVal"
     );
     assert_eq!(
         std::fs::read_to_string(d.join("installed.pem")).expect("r"),
