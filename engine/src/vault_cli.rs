@@ -125,7 +125,8 @@ fn decrypt(vault: &Vault, path: &Path) -> Result<Vec<u8>, Diagnostic> {
         return Err(Diagnostic::new(format!(
             "{} is not an age-encrypted file; refusing to decrypt it",
             path.display()
-        )));
+        ))
+        .exit_code(exit::ERROR));
     }
     vault.decrypt(&path.display().to_string(), &bytes)
 }
