@@ -25,6 +25,12 @@ pub fn run(cli: Cli) -> Result<i32, Diagnostic> {
         }
     };
     let cwd = std::env::current_dir().unwrap_or_default();
+    // The vault's keys are installed before anything is read: any vars file may be encrypted.
+    let project = settings.project_dir.clone().unwrap_or_else(|| cwd.clone());
+    crate::vault::install(
+        cli.vault
+            .vault(settings.vault_identity.clone(), &project, &[])?,
+    );
     let extra_vars = cli::extra_vars(&cli.extra_vars, &cwd)?;
 
     // The whole playbook, with its imports and roles, loads before anything runs anywhere.

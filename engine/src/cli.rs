@@ -18,7 +18,7 @@ use crate::error::{exit, Diagnostic};
     name = "play",
     version,
     about = "Run Ansible-syntax playbooks over SSH, without Python on the targets",
-    after_help = "Subcommands:\n  play graph PLAYBOOK... [--format tree|dot|json]   print the role graph of the playbooks"
+    after_help = "Subcommands:\n  play graph PLAYBOOK... [--format tree|dot|json]   print the role graph of the playbooks\n  play vault encrypt|decrypt|view|edit|rekey|encrypt-string|keygen   the age vault"
 )]
 pub struct Cli {
     /// Playbook files to run, in order.
@@ -97,6 +97,124 @@ pub struct Cli {
     /// Output format: `text` (Ansible's) or `json` (one event per line).
     #[arg(long = "output", value_name = "FORMAT", default_value = "text")]
     pub output: String,
+    #[command(flatten)]
+    pub vault: VaultKeys,
+}
+
+/// Where the vault's keys come from (a run and `play vault` take the same options).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VaultKeys {
+    /// An age identity file or SSH private key to decrypt the vault with (repeatable;
+    /// also `PLAY_VAULT_IDENTITY` and play.toml's `vault_identity`).
+    #[arg(long = "vault-identity", value_name = "FILE", global = true)]
+    pub vault_identity: Vec<PathBuf>,
+    /// A file whose first line is the vault passphrase (age scrypt).
+    #[arg(
+        long = "vault-password-file",
+        visible_alias = "vault-pass-file",
+        value_name = "FILE",
+        global = true
+    )]
+    pub vault_password_file: Option<PathBuf>,
+    /// Ask for the vault passphrase on the terminal.
+    #[arg(
+        long = "ask-vault-pass",
+        visible_alias = "ask-vault-password",
+        global = true
+    )]
+    pub ask_vault_pass: bool,
+    /// A file whose first line is an Ansible Vault password, to read `$ANSIBLE_VAULT` files
+    /// and values and to `play vault migrate` them (repeatable).
+    #[arg(
+        long = "ansible-vault-password-file",
+        value_name = "FILE",
+        global = true
+    )]
+    pub ansible_vault_password_file: Vec<PathBuf>,
+}
+
+impl VaultKeys {
+    /// The vault these options (then `PLAY_VAULT_IDENTITY`, then play.toml) give, with the
+    /// recipients of `.age-recipients` in `project_dir` and `recipients`.
+    pub fn vault(
+        &self,
+        config_identities: Vec<PathBuf>,
+        project_dir: &Path,
+        recipients: &[String],
+    ) -> Result<crate::vault::Vault, Diagnostic> {
+        let mut files = self.vault_identity.clone();
+        if files.is_empty() {
+            files = crate::vault::env_identities();
+        }
+        if files.is_empty() {
+            files = config_identities;
+        }
+        let keys = crate::vault::keys_from(
+            &files,
+            self.vault_password_file.as_deref(),
+            self.ask_vault_pass,
+        )?;
+        let mut all_recipients = recipients.to_vec();
+        let file = project_dir.join(".age-recipients");
+        if all_recipients.is_empty() && file.is_file() {
+            all_recipients = crate::vault::read_recipients_file(&file)?;
+        }
+        let mut ansible_passwords = Vec::new();
+        for p in &self.ansible_vault_password_file {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Diagnostic::new(format!("cannot read {}: {e}", p.display()))
+                    .exit_code(exit::BAD_OPTIONS)
+            })?;
+            ansible_passwords.push(text.lines().next().unwrap_or_default().to_string());
+        }
+        Ok(crate::vault::Vault {
+            keys,
+            recipients: all_recipients,
+            ansible_passwords,
+        })
+    }
+}
+
+/// `play vault`: encrypt, decrypt, view and edit vaulted files; make keys.
+#[derive(Debug, Parser)]
+#[command(
+    name = "play vault",
+    about = "Keep secrets in the repository, encrypted with age"
+)]
+pub struct VaultCli {
+    #[command(subcommand)]
+    pub action: VaultAction,
+    #[command(flatten)]
+    pub keys: VaultKeys,
+    /// Encrypt to this recipient (`age1...` or an SSH public key; repeatable). Default: the
+    /// lines of `.age-recipients` in the current directory, else the keys given.
+    #[arg(
+        long = "recipient",
+        short = 'r',
+        global = true,
+        value_name = "RECIPIENT"
+    )]
+    pub recipient: Vec<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum VaultAction {
+    /// Encrypt files in place (ASCII-armored).
+    Encrypt { files: Vec<PathBuf> },
+    /// Decrypt files in place.
+    Decrypt { files: Vec<PathBuf> },
+    /// Print decrypted files.
+    View { files: Vec<PathBuf> },
+    /// Decrypt into a private temp file, run $EDITOR, re-encrypt.
+    Edit { file: PathBuf },
+    /// Re-encrypt files to the current recipients.
+    Rekey { files: Vec<PathBuf> },
+    /// Read a value on stdin and print `NAME: !vault |` with its ciphertext.
+    EncryptString { name: String },
+    /// Print a new age identity (the public key goes to stderr).
+    Keygen,
+    /// Convert Ansible Vault files and `!vault` values in these files to age, in place.
+    Migrate { files: Vec<PathBuf> },
 }
 
 /// `play graph`: the role graph of playbooks, without running anything.
@@ -124,6 +242,8 @@ pub enum Command {
     Run(Box<Cli>),
     /// `play graph PLAYBOOK...`.
     Graph(GraphCli),
+    /// `play vault ACTION ...`.
+    Vault(VaultCli),
 }
 
 impl Command {
@@ -140,6 +260,11 @@ impl Command {
                 let mut rest = vec![OsString::from("play graph")];
                 rest.extend(args.iter().skip(2).cloned());
                 GraphCli::try_parse_from(rest).map(Command::Graph)
+            }
+            Some("vault") => {
+                let mut rest = vec![OsString::from("play vault")];
+                rest.extend(args.iter().skip(2).cloned());
+                VaultCli::try_parse_from(rest).map(Command::Vault)
             }
             _ => Cli::try_parse_from(args).map(|c| Command::Run(Box::new(c))),
         }
@@ -158,6 +283,8 @@ pub struct Config {
     pub timeout: Option<u64>,
     /// A private key tried for every SSH host.
     pub private_key_file: Option<String>,
+    /// Vault identity files (relative to play.toml).
+    pub vault_identity: Option<StringOrList>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -193,6 +320,8 @@ pub struct Settings {
     pub private_key: Option<PathBuf>,
     /// The directory of the play.toml in use (the project, whose `roles/` is searched).
     pub project_dir: Option<PathBuf>,
+    /// play.toml's `vault_identity` files.
+    pub vault_identity: Vec<PathBuf>,
 }
 
 /// The play.toml in use (beside the first playbook, or `$PLAY_CONFIG`) and its directory;
@@ -321,6 +450,11 @@ pub fn settings_for(
         host_key_checking,
         timeout,
         private_key,
+        vault_identity: config
+            .vault_identity
+            .as_ref()
+            .map(|r| r.items().into_iter().map(rel).collect())
+            .unwrap_or_default(),
         project_dir: found.then(|| base.clone()),
     })
 }

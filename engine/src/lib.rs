@@ -11,4 +11,6 @@ pub mod report;
 pub mod roles;
 pub mod template;
 pub mod vars;
+pub mod vault;
+pub mod vault_cli;
 pub mod yaml;

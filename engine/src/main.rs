@@ -20,11 +20,12 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Run(cli) => engine::app::run(*cli),
         Command::Graph(graph) => engine::app::graph(graph),
+        Command::Vault(vault) => engine::vault_cli::run(vault),
     };
     let code = match result {
         Ok(code) => code,
         Err(diag) => {
-            eprint!("{}", diag.render());
+            eprint!("{}", engine::vault::redact(&diag.render()));
             diag.code
         }
     };

@@ -124,18 +124,58 @@ impl Node {
 
 /// Parse every document of a YAML file. An empty file gives no documents.
 pub fn load_file(path: &Path) -> Result<Vec<Node>, Diagnostic> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let (text, encrypted) = read_source(path)?;
+    let mut docs = load_str(&text, path)?;
+    for doc in &mut docs {
+        reveal(doc, encrypted)?;
+    }
+    Ok(docs)
+}
+
+/// A file's text, decrypted in memory when it is an age file (the vault), and whether it was.
+fn read_source(path: &Path) -> Result<(String, bool), Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| {
         Diagnostic::new(format!("could not read {}: {e}", path.display())).exit_code(1)
     })?;
-    load_str(&text, path)
+    crate::vault::decrypt_file_if_encrypted(path, bytes)
+}
+
+/// Replace `!vault` values by their plaintext (registered as secrets, so output masks them).
+/// In a file that was encrypted whole, every string value is a secret.
+pub(crate) fn reveal(node: &mut Node, encrypted: bool) -> Result<(), Diagnostic> {
+    match &mut node.kind {
+        NodeKind::Tagged(tag, inner) if tag == "vault" => {
+            let Some(text) = inner.as_str() else {
+                return Err(
+                    Diagnostic::new("a !vault value must be a string (the ciphertext)")
+                        .at(node.span.clone())
+                        .exit_code(4),
+                );
+            };
+            let what = format!("the !vault value at {}", node.span);
+            let plain = crate::vault::decrypt_value(text, &what)?;
+            node.kind = NodeKind::Str(plain);
+        }
+        NodeKind::Tagged(_, inner) => reveal(inner, encrypted)?,
+        NodeKind::Seq(items) => {
+            for i in items {
+                reveal(i, encrypted)?;
+            }
+        }
+        NodeKind::Map(entries) => {
+            for (_, v) in entries {
+                reveal(v, encrypted)?;
+            }
+        }
+        NodeKind::Str(s) if encrypted => crate::vault::register_secret(s),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Parse a file that must hold one document (or be empty: `Node` null).
 pub fn load_one(path: &Path) -> Result<Node, Diagnostic> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::new(format!("could not read {}: {e}", path.display())).exit_code(1)
-    })?;
-    let docs = load_str(&text, path)?;
+    let docs = load_file(path)?;
     Ok(docs.into_iter().next().unwrap_or(Node {
         kind: NodeKind::Null,
         span: Span::new(path, 1, 1),

@@ -684,9 +684,10 @@ impl Runner {
         let Some(path) = self.find_file(ctx, t, "templates", &src) else {
             return Ran::failed(format!("Could not find or access '{src}'"));
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
+        let text = match crate::vault::read_controller_file(&path).map(String::from_utf8) {
+            Ok(Ok(t)) => t,
+            Ok(Err(_)) => return Ran::failed(format!("'{}' is not UTF-8 text", path.display())),
+            Err(e) => return Ran::failed(e),
         };
         let mut vars = (*scope.vars).clone();
         vars.insert(
@@ -775,9 +776,9 @@ impl Runner {
                 );
             }
         }
-        let data = match std::fs::read(&path) {
+        let data = match crate::vault::read_controller_file(&path) {
             Ok(d) => d,
-            Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
+            Err(e) => return Ran::failed(e),
         };
         attach_source(&mut args, &data, &path);
         self.run_module("copy", st, args, scope, t, mode)
@@ -830,9 +831,9 @@ impl Runner {
                     .unwrap_or(false);
                 dirs_done.push(parent);
             }
-            let data = match std::fs::read(&f) {
+            let data = match crate::vault::read_controller_file(&f) {
                 Ok(d) => d,
-                Err(e) => return Ran::failed(format!("Could not read '{}': {e}", f.display())),
+                Err(e) => return Ran::failed(e),
             };
             let mut fargs = args.clone();
             fargs.remove("directory_mode");
@@ -973,9 +974,9 @@ impl Runner {
                 "Could not find or access '{script}' on the Ansible Controller."
             ));
         };
-        let data = match std::fs::read(&path) {
+        let data = match crate::vault::read_controller_file(&path) {
             Ok(d) => d,
-            Err(e) => return Ran::failed(format!("Could not read '{}': {e}", path.display())),
+            Err(e) => return Ran::failed(e),
         };
         args.insert(
             "_script_b64".into(),

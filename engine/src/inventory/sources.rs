@@ -112,6 +112,14 @@ fn load_file(inventory: &mut Inventory, path: &Path) -> Result<(), Diagnostic> {
         return Err(unsupported("dynamic (script)")
             .note("run the script yourself and pass its output as a YAML or JSON inventory file"));
     }
+    // An inventory may be vaulted whole, like any vars file.
+    let bytes = if crate::vault::is_age(&bytes) || crate::vault::ansible::is_ansible_vault(&bytes) {
+        crate::vault::decrypt_file_if_encrypted(path, bytes)?
+            .0
+            .into_bytes()
+    } else {
+        bytes
+    };
     let text = String::from_utf8(bytes).map_err(|e| {
         Diagnostic::new(format!(
             "inventory file {} is not UTF-8 text: {e}",
@@ -161,6 +169,10 @@ fn load_file(inventory: &mut Inventory, path: &Path) -> Result<(), Diagnostic> {
 /// The document of a YAML inventory (`None` when empty); several documents are an error.
 fn single_document(text: &str, path: &Path) -> Result<Option<Node>, Diagnostic> {
     let mut docs = yaml::load_str(text, path)?;
+    for doc in &mut docs {
+        // Inline `!vault` host variables.
+        yaml::reveal(doc, false)?;
+    }
     if docs.len() > 1 {
         return Err(Diagnostic::new(format!(
             "{} holds several YAML documents; an inventory must be one",

@@ -162,23 +162,13 @@ fn load_vars_file(path: &Path) -> Result<Map, Diagnostic> {
     match node.to_value() {
         serde_json::Value::Object(map) => Ok(map),
         serde_json::Value::Null => Ok(Map::new()),
-        other => {
-            let mut diagnostic = Diagnostic::new(format!(
-                "vars file {} must be a mapping of variable names to values, not {}",
-                path.display(),
-                node.type_name()
-            ))
-            .at(node.span.clone())
-            .exit_code(exit::PARSE);
-            if other
-                .as_str()
-                .is_some_and(|s| s.starts_with("$ANSIBLE_VAULT"))
-            {
-                diagnostic = diagnostic
-                    .note("this file is vault-encrypted, which is not supported here yet");
-            }
-            Err(diagnostic)
-        }
+        _ => Err(Diagnostic::new(format!(
+            "vars file {} must be a mapping of variable names to values, not {}",
+            path.display(),
+            node.type_name()
+        ))
+        .at(node.span.clone())
+        .exit_code(exit::PARSE)),
     }
 }
 

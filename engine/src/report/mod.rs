@@ -111,7 +111,8 @@ impl Reporter {
     fn write(&self, text: &str) {
         if let Ok(mut out) = self.out.lock() {
             // Output errors (a closed pipe) must not abort a run that is changing hosts.
-            let _ = out.write_all(text.as_bytes());
+            // Values that came from the vault never reach the output (see `vault::redact`).
+            let _ = out.write_all(crate::vault::redact(text).as_bytes());
             let _ = out.flush();
         }
     }
@@ -139,7 +140,7 @@ impl Reporter {
         {
             bar.set_style(style);
         }
-        bar.set_message(task.to_string());
+        bar.set_message(crate::vault::redact(task));
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Some(bar)
     }
@@ -175,7 +176,7 @@ impl Reporter {
         match self.format {
             Format::Text => {
                 let text = format!("[WARNING]: {msg}\n");
-                eprint!("{}", self.paint(&text, "1;35"));
+                eprint!("{}", self.paint(&crate::vault::redact(&text), "1;35"));
             }
             Format::Json => self.write(&format!("{}\n", json!({"event": "warning", "msg": msg}))),
         }
@@ -184,7 +185,7 @@ impl Reporter {
     /// A failed task's place in the playbook, on stderr (as ansible-core 2.19's `[ERROR]: Task failed`).
     pub fn task_error(&self, text: &str) {
         if self.format == Format::Text {
-            eprint!("{}", self.paint(text, "0;31"));
+            eprint!("{}", self.paint(&crate::vault::redact(text), "0;31"));
         }
     }
 
