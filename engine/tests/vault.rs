@@ -506,3 +506,60 @@ fn vaulted_become_password_over_ssh() {
         "{text}"
     );
 }
+
+/// A vaulted connection password: bob logs in with `ansible_password` from an encrypted vars
+/// file (no key file, no agent, an empty home), and becomes root with the same vaulted
+/// password; the output never shows it.
+#[test]
+fn vaulted_connection_and_become_passwords_over_ssh() {
+    let hosts = testbed::SshHosts::builder()
+        .hosts(1)
+        .test_user_with_password("bob", "b0b-s3cret")
+        .password_logins()
+        .start()
+        .expect("testbed starts (run the tests as root with openssh-server)");
+    let dir = project();
+    let d = dir.path();
+    std::fs::create_dir(d.join("home")).expect("home");
+    // The testbed's inventory without its client key: only the password can log bob in.
+    let inventory: String = hosts
+        .inventory_yaml("targets")
+        .lines()
+        .filter(|l| !l.contains("ansible_ssh_private_key_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.join("inventory.yml"), inventory).expect("w");
+    std::fs::write(
+        d.join("secrets.yml"),
+        "ansible_user: bob\nansible_password: b0b-s3cret\nansible_become_password: b0b-s3cret\n",
+    )
+    .expect("w");
+    let id = ["--vault-identity", "key.txt"];
+    let out = play(
+        d,
+        &["vault", "encrypt", id[0], id[1], "secrets.yml"],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", all(&out));
+    std::fs::write(
+        d.join("site.yml"),
+        "- hosts: targets\n  gather_facts: false\n  vars_files: [secrets.yml]\n  tasks:\n\
+         \x20   - command: id -un\n      register: plain\n\
+         \x20   - command: id -u\n      become: true\n      register: root\n\
+         \x20   - assert:\n        that: [plain.stdout == 'bob', root.stdout == '0']\n",
+    )
+    .expect("w");
+    let home = d.join("home").display().to_string();
+    let out = play(
+        d,
+        &["-i", "inventory.yml", "site.yml", "-vvv", id[0], id[1]],
+        &[("HOME", &home), ("SSH_AUTH_SOCK", "")],
+        None,
+    );
+    let text = all(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("b0b-s3cret"), "{text}");
+    let log = std::fs::read_to_string(hosts.hosts()[0].log_file()).unwrap_or_default();
+    assert!(log.contains("Accepted password for bob"), "sshd log: {log}");
+}

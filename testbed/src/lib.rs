@@ -169,6 +169,8 @@ pub struct SshHosts {
     known_hosts: PathBuf,
     ssh_config: PathBuf,
     authorized_keys: PathBuf,
+    /// sshd accepts password logins (test users' passwords) besides keys.
+    password_logins: bool,
     /// Declared last: removed after everything using it is gone.
     run_dir: tempfile::TempDir,
 }
@@ -181,6 +183,7 @@ pub struct SshHostsBuilder {
     /// (jump-only host, jump host)
     jump_only: Vec<(usize, usize)>,
     one_address: bool,
+    password_logins: bool,
 }
 
 impl SshHostsBuilder {
@@ -201,6 +204,13 @@ impl SshHostsBuilder {
     /// Like [`test_user`](Self::test_user), but the user has `password` and sudo asks for it.
     pub fn test_user_with_password(mut self, name: &str, password: &str) -> Self {
         self.users.push(TestUser::new(name, Some(password)));
+        self
+    }
+
+    /// sshd also accepts password logins, for tests of `ansible_password` (test users made
+    /// with [`test_user_with_password`](Self::test_user_with_password) can log in with it).
+    pub fn password_logins(mut self) -> Self {
+        self.password_logins = true;
         self
     }
 
@@ -287,6 +297,7 @@ impl SshHostsBuilder {
             known_hosts: root.join("known_hosts"),
             ssh_config: root.join("ssh_config"),
             authorized_keys: root.join("authorized_keys"),
+            password_logins: self.password_logins,
             run_dir,
         };
 
@@ -386,6 +397,7 @@ impl SshHosts {
             users: Vec::new(),
             jump_only: Vec::new(),
             one_address: false,
+            password_logins: false,
         }
     }
 
@@ -538,6 +550,7 @@ impl SshHosts {
             host_key: &host_key,
             authorized_keys: &self.authorized_keys,
             session_program,
+            password_logins: self.password_logins,
         };
         let config_path = host.config_dir.join("sshd_config");
         fs::write(&config_path, config.render())?;

@@ -92,6 +92,7 @@ pub(crate) struct SshdConfig<'a> {
     pub authorized_keys: &'a Path,
     /// For a jump host on OpenSSH 9.8+: the wrapper that puts sessions in the jump namespace.
     pub session_program: Option<&'a Path>,
+    pub password_logins: bool,
 }
 
 impl SshdConfig<'_> {
@@ -105,7 +106,7 @@ impl SshdConfig<'_> {
              AuthorizedKeysFile {authorized_keys}\n\
              PermitRootLogin prohibit-password\n\
              PubkeyAuthentication yes\n\
-             PasswordAuthentication no\n\
+             PasswordAuthentication {password}\n\
              KbdInteractiveAuthentication no\n\
              HostbasedAuthentication no\n\
              UsePAM no\n\
@@ -126,6 +127,7 @@ impl SshdConfig<'_> {
             listen = self.listen,
             host_key = config_path(self.host_key),
             authorized_keys = config_path(self.authorized_keys),
+            password = if self.password_logins { "yes" } else { "no" },
         );
         if let Some(program) = self.session_program {
             text.push_str(&format!("SshdSessionPath {}\n", config_path(program)));
