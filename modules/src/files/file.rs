@@ -442,16 +442,20 @@ fn probe(
         .set("mt", date_of(mtime))
         .set("at", date_of(atime))
         .set("tree", if want_tree { "1" } else { "" })
+        // Only `state: link` asks whether a directory is empty (to replace it).
+        .set("le", if a.state == Some(FileState::Link) { "1" } else { "" })
+        // Hard links (asked, or kept when no state is given) need the source's own stat.
+        .set("hard", if matches!(a.state, Some(FileState::Hard) | None) { "1" } else { "" })
         .raw(
             "\n__tilde \"$p\"; p=$__o; __tilde \"$pj\"; pj=$__o; __tilde \"$s\"; s=$__o; __tilde \"$a1\"; a1=$__o; __tilde \"$a2\"; a2=$__o;\n\
              if [ -n \"$pj\" ] && [ -d \"$p\" ]; then p=$pj; fi\n\
-             __kv path \"$p\"; __kv st \"$(__st \"$p\")\"; __kv umask \"$(umask)\"\n\
-             if [ -L \"$p\" ]; then __kvc tgt readlink -- \"$p\"; __kvc real readlink -f -- \"$p\"; __kv rst \"$(__stL \"$p\")\"; fi\n\
-             if [ -d \"$p\" ] && [ ! -L \"$p\" ] && [ -z \"$(ls -A -- \"$p\" 2>/dev/null)\" ]; then __kv empty 1; fi\n\
+             __kv path \"$p\"; __kst st \"$p\"; __kumask\n\
+             if [ -L \"$p\" ]; then __kvc tgt readlink -- \"$p\"; __kvc real readlink -f -- \"$p\"; __kstL rst \"$p\"; fi\n\
+             if [ -n \"$le\" ] && [ -d \"$p\" ] && [ ! -L \"$p\" ] && [ -z \"$(ls -A -- \"$p\" 2>/dev/null)\" ]; then __kv empty 1; fi\n\
              if [ -n \"$s\" ]; then\n\
                if [ ! -L \"$p\" ] && [ -d \"$p\" ]; then a=$a1; else a=$a2; fi\n\
-               __kv xsrc \"$s\"; __kv absrc \"$a\"; __kv ast \"$(__stL \"$a\")\"; __kvc areal readlink -f -- \"$a\"\n\
-               __kv sst \"$(__stL \"$s\")\"\n\
+               __kv xsrc \"$s\"; __kv absrc \"$a\"; __kstL ast \"$a\"; __kvc areal readlink -f -- \"$a\"\n\
+               if [ -n \"$hard\" ]; then __kstL sst \"$s\"; fi\n\
              fi\n\
              if [ -n \"$mt\" ]; then __kvc mte date -d \"$mt\" +%s; fi\n\
              if [ -n \"$at\" ]; then __kvc ate date -d \"$at\" +%s; fi\n\
@@ -549,10 +553,7 @@ impl Plan {
         if self.changed && !ctx.check {
             let mut script = Script::new().raw(PRELUDE).then(self.script.clone());
             if let Some(p) = &self.info_path {
-                script = script
-                    .raw("\n")
-                    .set("fin", p)
-                    .raw("\n__kv fin \"$(__st \"$fin\")\"");
+                script = script.raw("\n").set("fin", p).raw("\n__kst fin \"$fin\"");
             }
             let out = ctx.host.exec(&Cmd::script(script))?;
             let r = Records::parse(&out.stdout);
