@@ -52,6 +52,9 @@ const MAX_POLL: Duration = Duration::from_secs(1);
 /// How long a goodbye may take when a connection is dropped.
 const DISCONNECT_TIMEOUT_MS: u32 = 2000;
 const IO_CHUNK: usize = 64 * 1024;
+/// Bytes read from a channel at a time. SSH packets carry at most 32 KiB, and 50 hosts'
+/// commands run at once: a small buffer on the stack, not 64 KiB allocated per command.
+const READ_CHUNK: usize = 16 * 1024;
 /// Bound for removing a temp file after a broken transfer.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -145,6 +148,16 @@ impl Host for SshHost {
         let left_behind = RefCell::new(None);
         let result =
             self.with_link(|link, options| link.upload(data, dest, attrs, options, &left_behind));
+        if let (Err(HostError::Unreachable(_)), Some(temp)) = (&result, left_behind.take()) {
+            self.remove_left_behind(&temp);
+        }
+        result
+    }
+
+    fn put_new(&mut self, data: &[u8], path: &str) -> Result<(), HostError> {
+        let left_behind = RefCell::new(None);
+        let result =
+            self.with_link(|link, options| link.upload_new(data, path, options, &left_behind));
         if let (Err(HostError::Unreachable(_)), Some(temp)) = (&result, left_behind.take()) {
             self.remove_left_behind(&temp);
         }
@@ -512,7 +525,7 @@ impl Link {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.session.set_blocking(false);
         self.last_heard = Instant::now();
-        let mut buf = vec![0u8; IO_CHUNK];
+        let mut buf = [0u8; READ_CHUNK];
         // A shell that ended since the last command (killed from outside) is replaced; what
         // background processes printed since then is nobody's output.
         if let Some(shell) = self.shell.as_mut() {
@@ -684,7 +697,7 @@ impl Link {
         let mut input_done = false;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        let mut buf = vec![0u8; IO_CHUNK];
+        let mut buf = [0u8; READ_CHUNK];
         // Whether the last round found data queued in libssh2 yet read none: then the socket
         // is waited on after all, so that a miscount cannot spin.
         let mut queued_before = false;
@@ -805,30 +818,7 @@ impl Link {
             dir.trim_end_matches('/'),
             random_suffix()
         );
-        let temp_path = Path::new(&temp);
-        let mut file = sftp
-            .open_mode(
-                temp_path,
-                OpenFlags::WRITE | OpenFlags::EXCLUSIVE,
-                0o600,
-                OpenType::File,
-            )
-            .map_err(|e| {
-                transfer_error(e, &format!("writing {dest} failed: cannot create {temp}"))
-            })?;
-        left_behind.replace(Some(temp.clone()));
-        let written = data
-            .chunks(IO_CHUNK * 4)
-            .try_for_each(|chunk| file.write_all(chunk))
-            .and_then(|()| file.close().map_err(io::Error::from));
-        drop(file);
-        if let Err(e) = written {
-            let failure = io_failure(e, &format!("writing {dest} failed"));
-            if !failure.is_lost() {
-                let _ = sftp.unlink(temp_path);
-            }
-            return Err(failure);
-        }
+        write_new_file(&sftp, data, &temp, dest, left_behind)?;
         let script = modules::cmd::finish_upload_script(&temp, dest, attrs);
         let out = self
             .run(
@@ -848,6 +838,26 @@ impl Link {
                 out.stderr_str().trim()
             )))
         }
+    }
+
+    /// [`Host::put_new`] over SFTP: the data into a new 0600 file at `path`, and no command.
+    fn upload_new(
+        &mut self,
+        data: &[u8],
+        path: &str,
+        options: &ConnectOptions,
+        left_behind: &RefCell<Option<String>>,
+    ) -> Result<(), Failure> {
+        let Some(sftp) = self.sftp(options)? else {
+            let attrs = FileAttrs {
+                mode: Some(0o600),
+                ..FileAttrs::default()
+            };
+            return self.upload_through_shell(data, path, &attrs, options);
+        };
+        self.session.set_blocking(true);
+        self.session.set_timeout(self.blocking_timeout(options));
+        write_new_file(&sftp, data, path, path, left_behind)
     }
 
     /// Without SFTP: the data goes to `atomic_write_script` on stdin, as the local connection does.
@@ -971,6 +981,41 @@ fn find_bytes(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// Creates `path` (it must not exist) as a 0600 file holding `data` over SFTP (blocking).
+/// `left_behind` names it from its creation on, so a broken connection can clean it up; a
+/// write the host refused removes it at once. Messages name `dest`, the file being written.
+fn write_new_file(
+    sftp: &Sftp,
+    data: &[u8],
+    path: &str,
+    dest: &str,
+    left_behind: &RefCell<Option<String>>,
+) -> Result<(), Failure> {
+    let file_path = Path::new(path);
+    let mut file = sftp
+        .open_mode(
+            file_path,
+            OpenFlags::WRITE | OpenFlags::EXCLUSIVE,
+            0o600,
+            OpenType::File,
+        )
+        .map_err(|e| transfer_error(e, &format!("writing {dest} failed: cannot create {path}")))?;
+    left_behind.replace(Some(path.to_string()));
+    let written = data
+        .chunks(IO_CHUNK * 4)
+        .try_for_each(|chunk| file.write_all(chunk))
+        .and_then(|()| file.close().map_err(io::Error::from));
+    drop(file);
+    if let Err(e) = written {
+        let failure = io_failure(e, &format!("writing {dest} failed"));
+        if !failure.is_lost() {
+            let _ = sftp.unlink(file_path);
+        }
+        return Err(failure);
+    }
+    Ok(())
 }
 
 /// Reads whatever one stream has now. Returns whether anything came.

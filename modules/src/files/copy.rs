@@ -4,7 +4,8 @@
 //!
 //! Round trips: one exec reads the destination (stat, sha1, parent directory, and the old
 //! content when a diff is wanted), which is all a converged copy costs. A content change adds
-//! the transfer (`Host::put` to a temporary name beside `dest`) and one exec that validates,
+//! the transfer (`Host::put_new`: the bytes to a temporary name beside `dest`, by SFTP alone
+//! over SSH) and one exec that gives it its mode, validates,
 //! backs up and renames it into place and stats the result; a mode/owner-only change is one
 //! exec more.
 //!
@@ -28,9 +29,7 @@ use super::common::{
     Validate, WantAttrs, PRELUDE,
 };
 use crate::diff::file_diff;
-use crate::{
-    args, Cmd, Ctx, FileAttrs, HostError, Map, Module, ModuleError, Outcome, Script, Value,
-};
+use crate::{args, Cmd, Ctx, HostError, Map, Module, ModuleError, Outcome, Script, Value};
 
 /// `copy`.
 pub struct Copy;
@@ -327,11 +326,9 @@ impl Module for Copy {
 
         let tmp = join_path(&parent, &temp_name());
         if let Source::Bytes(data) = &source {
-            let attrs = FileAttrs {
-                mode,
-                ..FileAttrs::default()
-            };
-            match ctx.host.put(data, &tmp, &attrs) {
+            // Only the bytes: the script below gives the file its mode and renames it,
+            // so the transfer needs no command of its own.
+            match ctx.host.put_new(data, &tmp) {
                 Ok(()) => {}
                 Err(HostError::Transfer(msg)) => return Ok(Outcome::failed(msg)),
                 Err(e) => return Err(e.into()),
@@ -346,11 +343,13 @@ impl Module for Copy {
             script = script
                 .set("s", r.get("xsrc").unwrap_or(s))
                 .raw("\ncp -- \"$s\" \"$t\" || __fail cp\n")
-                .raw("touch -r \"$s\" -- \"$t\" 2>/dev/null\n")
-                .raw("chmod --")
-                .arg(format!("{:o}", mode.unwrap_or(base_perm)))
-                .raw("\"$t\" || __fail chmod\n");
+                .raw("touch -r \"$s\" -- \"$t\" 2>/dev/null\n");
         }
+        // A replaced file's mode, the source's (remote_src), or the umask default; then `mode`.
+        script = script
+            .raw("chmod --")
+            .arg(format!("{:o}", mode.unwrap_or(base_perm)))
+            .raw("\"$t\" || __fail chmod\n");
         // Ansible keeps the replaced file's owner and group (when it may: as root).
         if let (Some(old), Source::Bytes(_), Some("0")) = (&st, &source, r.get("uid")) {
             script = script
