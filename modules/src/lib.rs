@@ -216,6 +216,28 @@ pub trait Module: Send + Sync {
         &[]
     }
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError>;
+
+    /// Several loop items of one task at once, in fewer round trips than a `run` each, with
+    /// the outcomes `run` would give the items one after the other (changed, failed, result
+    /// keys, diffs, check mode): a module only batches what it can prove it gets right, and
+    /// runs items one by one itself where it cannot.
+    ///
+    /// `None`: these items are not batched (the default): the caller runs them one by one,
+    /// which also reports argument errors as usual. `Some(results)`: one result per item in
+    /// order, except that the list ends early at an item whose error is
+    /// [`ModuleError::Host`] (the host is gone; later items were not run, as a loop stops).
+    ///
+    /// Only for items whose per-item task keywords (`when`, `until`, `changed_when`,
+    /// `failed_when`, ...) do not depend on the item or on earlier items' results: the caller
+    /// decides that; the module only sees arguments.
+    fn run_many(
+        &self,
+        ctx: &mut Ctx<'_>,
+        items: &[Map],
+    ) -> Option<Vec<Result<Outcome, ModuleError>>> {
+        let _ = (ctx, items);
+        None
+    }
 }
 
 /// Every module, one line each.
