@@ -119,7 +119,7 @@ impl SshHost {
     /// removes the partial temp file if the host still answers (best effort).
     fn remove_left_behind(&mut self, temp: &str) {
         if let Ok(mut link) = Link::open(&self.options) {
-            let rm = login_shell_command(&Cmd::argv(&["rm", "-f", "--", temp]));
+            let rm = Cmd::argv(&["rm", "-f", "--", temp]);
             let _ = link.run(&rm, None, Some(CLEANUP_TIMEOUT));
         }
     }
@@ -138,10 +138,7 @@ impl Host for SshHost {
     }
 
     fn exec(&mut self, cmd: &Cmd) -> Result<Output, HostError> {
-        let command = login_shell_command(cmd);
-        self.with_link(|link, options| {
-            link.run(&command, cmd.stdin_data(), options.command_timeout)
-        })
+        self.with_link(|link, options| link.run(cmd, cmd.stdin_data(), options.command_timeout))
     }
 
     fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError> {
@@ -172,6 +169,20 @@ impl Host for SshHost {
 /// What sshd gets: `/bin/sh -c <the command>`, quoted by `Cmd` like every command.
 fn login_shell_command(cmd: &Cmd) -> String {
     Cmd::argv(&["/bin/sh", "-c", &cmd.to_shell()]).to_shell()
+}
+
+/// What the kept shell (itself `/bin/sh`) runs for `cmd`. A module's own script runs in a
+/// subshell of it (`( eval '<script>' )`): the same shell and a fresh process, without
+/// starting `/bin/sh` again (0.35 ms of target CPU per command against 0.9 ms); nothing in
+/// those scripts asks for what differs (`$$` and `$0` are the kept shell's). Anything else
+/// (a program and its arguments, a user's shell text, a become wrapper) is
+/// `/bin/sh -c '<command>'`, exactly what it is elsewhere.
+fn shell_command(cmd: &Cmd) -> String {
+    if cmd.is_module_script() {
+        format!("( eval {} )", modules::quote(&cmd.to_shell()))
+    } else {
+        login_shell_command(cmd)
+    }
 }
 
 /// Why [`Link::retry`] stopped: libssh2 failed, or waiting did (timeout, dead server).
@@ -467,20 +478,20 @@ impl Link {
         }
     }
 
-    /// Runs one command (`/bin/sh -c '...'`, as [`login_shell_command`] makes it): through
-    /// the kept shell, or on an exec channel of its own when the shell cannot take it.
+    /// Runs one command through the kept shell, or on an exec channel of its own when the
+    /// shell cannot take it. `stdin`: the bytes the command reads (not `cmd`'s own).
     fn run(
         &mut self,
-        command: &str,
+        cmd: &Cmd,
         stdin: Option<&[u8]>,
         timeout: Option<Duration>,
     ) -> Result<Output, Failure> {
         if !self.shell_refused {
-            if let Some(out) = self.run_in_shell(command, stdin, timeout)? {
+            if let Some(out) = self.run_in_shell(&shell_command(cmd), stdin, timeout)? {
                 return Ok(out);
             }
         }
-        self.run_channel(command, stdin, timeout)
+        self.run_channel(&login_shell_command(cmd), stdin, timeout)
     }
 
     /// A new session channel running `command` (non-blocking mode).
@@ -821,11 +832,7 @@ impl Link {
         write_new_file(&sftp, data, &temp, dest, left_behind)?;
         let script = modules::cmd::finish_upload_script(&temp, dest, attrs);
         let out = self
-            .run(
-                &login_shell_command(&Cmd::script(script)),
-                None,
-                options.command_timeout,
-            )
+            .run(&Cmd::script(script), None, options.command_timeout)
             // The data is already uploaded: no silent retry from the start.
             .map_err(Failure::after_side_effects)?;
         // The script removes the temp file itself when it fails.
@@ -869,11 +876,7 @@ impl Link {
         options: &ConnectOptions,
     ) -> Result<(), Failure> {
         let script = modules::cmd::atomic_write_script(dest, attrs);
-        let out = self.run(
-            &login_shell_command(&Cmd::script(script)),
-            Some(data),
-            options.command_timeout,
-        )?;
+        let out = self.run(&Cmd::script(script), Some(data), options.command_timeout)?;
         if out.success() {
             Ok(())
         } else {
@@ -888,7 +891,7 @@ impl Link {
     fn download(&mut self, path: &str, options: &ConnectOptions) -> Result<Vec<u8>, Failure> {
         let Some(sftp) = self.sftp(options)? else {
             let out = self.run(
-                &login_shell_command(&Cmd::argv(&["cat", "--", path])),
+                &Cmd::argv(&["cat", "--", path]),
                 None,
                 options.command_timeout,
             )?;
@@ -1323,6 +1326,19 @@ mod tests {
         let cmd = Cmd::argv(&["echo", "it's $(id) `id`"]);
         let parsed = shlex::split(&login_shell_command(&cmd)).expect("shell words");
         assert_eq!(parsed, ["/bin/sh", "-c", &cmd.to_shell()]);
+    }
+
+    #[test]
+    fn the_kept_shell_runs_module_scripts_in_a_subshell_and_the_rest_through_sh() {
+        let script = Cmd::script(modules::Script::new().raw("echo").arg("it's $(id)"));
+        let parsed = shlex::split(&shell_command(&script)).expect("shell words");
+        assert_eq!(parsed, ["(", "eval", &script.to_shell(), ")"]);
+        for other in [
+            Cmd::argv(&["echo", "it's"]),
+            Cmd::user_shell("echo $$", None),
+        ] {
+            assert_eq!(shell_command(&other), login_shell_command(&other));
+        }
     }
 
     #[test]

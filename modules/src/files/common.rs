@@ -25,7 +25,8 @@
 //! - `__acc PATH`: the connecting user's access as three flags (`rw-`): `records.get("acc")`.
 //! - `__rest KEY`: everything printed after it is KEY's raw bytes ([`Records::rest`]); for
 //!   file contents, which may hold NULs. Use it last.
-//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~`,
+//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~` (PID:
+//!   the process running the script, which `$$` need not be: scripts may run in a subshell),
 //!   recording `backup=THAT` first (so a failure can name it, see [`backup_failure_msg`]);
 //!   fails (status 1) if the copy fails.
 //! - `__fail WHAT`: record `fail=WHAT` and exit 1 (the failed command's stderr stays in stderr).
@@ -110,7 +111,7 @@ __kids() {
 }
 __acc() { __a=; if [ -r "$1" ]; then __a=r; else __a=-; fi; if [ -w "$1" ]; then __a=${__a}w; else __a=$__a-; fi; if [ -x "$1" ]; then __a=${__a}x; else __a=$__a-; fi; printf '%s' "$__a"; }
 __rest() { printf '~%s\0' "$1"; }
-__backup() { __b="$1.$$.$(date +%Y-%m-%d@%H:%M:%S~)" && __kv backup "$__b" && cp -p -- "$1" "$__b"; }
+__backup() { __b="$1.$(sh -c 'echo $PPID').$(date +%Y-%m-%d@%H:%M:%S~)" && __kv backup "$__b" && cp -p -- "$1" "$__b"; }
 __fail() { __kv fail "$1"; exit 1; }
 __tilde() { case $1 in '~'|'~/'*) __o=$HOME${1#'~'};; *) __o=$1;; esac; }
 __tree() {
