@@ -120,6 +120,61 @@ fn key_auth_runs_commands_and_reports_results() {
     }
 }
 
+/// Commands go through one kept `/bin/sh` per host: two tasks' commands share it (as their
+/// parent), and what a command does to it or leaves behind
+/// does not reach the next command.
+#[test]
+fn commands_share_one_kept_shell_and_nothing_leaks_between_them() {
+    let hosts = start(1);
+    let work = Workdir::new();
+    let inv = inventory(&work, &hosts);
+    // The module's wrapper shell execs `/bin/sh -c <text>`, whose parent is the kept shell.
+    let keeper = "echo $PPID";
+    work.write(
+        "site.yml",
+        &format!(
+            "- hosts: targets\n  gather_facts: false\n  tasks:\n\
+             \x20   - shell: {keeper}\n      register: first\n\
+             \x20   - shell: {keeper}\n      register: second\n\
+             \x20   - name: a background job does not hold the command up\n\
+             \x20     shell: '(sleep 2; echo late; echo late >&2) & echo early'\n      register: bg\n\
+             \x20   - name: stdin the command does not read is not taken for commands\n\
+             \x20     shell: 'true'\n      args:\n        stdin: \"{{{{ 'echo pwned >&2;' * 20000 }}}}\"\n\
+             \x20   - command: cat\n      args:\n        stdin: \"x\\n\\0y\"\n      register: piped\n\
+             \x20   - name: killing the shell's whole process group\n\
+             \x20     shell: 'kill -TERM 0'\n      register: killed\n      ignore_errors: true\n\
+             \x20   - shell: {keeper}\n      register: third\n\
+             \x20   - pause:\n        seconds: 3\n\
+             \x20   - shell: echo next\n      register: next\n\
+             \x20   - assert:\n        that:\n\
+             \x20         - first.stdout == second.stdout\n\
+             \x20         - third.stdout != first.stdout\n\
+             \x20         - bg.stdout == 'early'\n\
+             \x20         - piped.stdout == 'x\\n\\0y'\n\
+             \x20         - killed.rc == 143\n\
+             \x20         - next.stdout == 'next' and next.stderr == ''\n",
+            keeper = yaml_quoted(keeper),
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = work.play(&["-i", &inv, "site.yml"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(!stdout.contains("pwned"), "{stdout}");
+    let line = recap_line(&stdout, "h1");
+    assert_eq!(stat_field(&line, "ignored"), 1, "{line}");
+    // The pause is 3 s; the background job must not have added its 2 s to the run.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{stdout}"
+    );
+}
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

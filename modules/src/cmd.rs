@@ -166,6 +166,13 @@ impl Cmd {
     pub fn env_vars(&self) -> &[(String, String)] {
         &self.env
     }
+    /// Whether the body is a script composed with [`Script`] (a module's own shell, as
+    /// opposed to a program's argv or a user's shell text): such a script only needs to be
+    /// run by `/bin/sh`, and does not use `$$` or `$0`, so a connection may run it in a
+    /// subshell of a shell it keeps instead of a new `/bin/sh -c`.
+    pub fn is_module_script(&self) -> bool {
+        matches!(self.body, Body::Script(_))
+    }
 
     /// The whole command as one string for `sh -c`: `cd`, exported environment, then the body.
     pub fn to_shell(&self) -> String {

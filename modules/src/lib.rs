@@ -72,6 +72,18 @@ pub trait Host {
     /// Write `data` to `dest` atomically: a 0600 temp file beside `dest`, attributes set,
     /// then renamed over `dest`. A dropped connection leaves the old file intact.
     fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError>;
+    /// Write `data` to `path`, a temporary name that must not exist yet, as a 0600 file of the
+    /// connecting user: nothing else. For a module whose next command finishes the file
+    /// anyway (attributes, validation, backup, the rename over the destination), which then
+    /// needs no command of its own here (the SSH connection writes it by SFTP alone). A
+    /// dropped connection may leave `path` behind, never touches anything else.
+    fn put_new(&mut self, data: &[u8], path: &str) -> Result<(), HostError> {
+        let attrs = FileAttrs {
+            mode: Some(0o600),
+            ..FileAttrs::default()
+        };
+        self.put(data, path, &attrs)
+    }
     /// Read a whole file from the target.
     fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError>;
 }
@@ -204,6 +216,28 @@ pub trait Module: Send + Sync {
         &[]
     }
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError>;
+
+    /// Several loop items of one task at once, in fewer round trips than a `run` each, with
+    /// the outcomes `run` would give the items one after the other (changed, failed, result
+    /// keys, diffs, check mode): a module only batches what it can prove it gets right, and
+    /// runs items one by one itself where it cannot.
+    ///
+    /// `None`: these items are not batched (the default): the caller runs them one by one,
+    /// which also reports argument errors as usual. `Some(results)`: one result per item in
+    /// order, except that the list ends early at an item whose error is
+    /// [`ModuleError::Host`] (the host is gone; later items were not run, as a loop stops).
+    ///
+    /// Only for items whose per-item task keywords (`when`, `until`, `changed_when`,
+    /// `failed_when`, ...) do not depend on the item or on earlier items' results: the caller
+    /// decides that; the module only sees arguments.
+    fn run_many(
+        &self,
+        ctx: &mut Ctx<'_>,
+        items: &[Map],
+    ) -> Option<Vec<Result<Outcome, ModuleError>>> {
+        let _ = (ctx, items);
+        None
+    }
 }
 
 /// Every module, one line each.

@@ -144,6 +144,18 @@ impl Host for TaskHost<'_> {
         }
     }
 
+    fn put_new(&mut self, data: &[u8], path: &str) -> Result<(), HostError> {
+        if self.become_.is_none() {
+            return self.inner.put_new(data, path);
+        }
+        // As another user: written by that user, through `put`.
+        let attrs = FileAttrs {
+            mode: Some(0o600),
+            ..FileAttrs::default()
+        };
+        self.put(data, path, &attrs)
+    }
+
     fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError> {
         if self.become_.is_none() {
             return self.inner.get(path);

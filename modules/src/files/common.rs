@@ -10,14 +10,23 @@
 //! value may hold anything but NUL):
 //! - `__kv KEY VALUE`: one record.
 //! - `__kvc KEY CMD ARGS...`: run a command, record its output exactly (one trailing newline dropped).
-//! - `__st PATH` / `__stL PATH`: lstat / stat (following links) as one line for
-//!   [`StatResult::parse`]: `__kv st "$(__st "$p")"`, then `records.stat("st")`.
-//! - `__sum CMD PATH`: checksum of a regular, readable file (CMD from [`ChecksumAlgo::command`]);
-//!   empty otherwise: `__kv sum "$(__sum sha1sum "$p")"`.
+//! - `__kst KEY PATH` / `__kstL KEY PATH`: lstat / stat (following links) of PATH as KEY's
+//!   record, one line for [`StatResult::parse`]: `__kst st "$p"`, then `records.stat("st")`.
+//!   `__stv PATH` / `__stLv PATH` set `__o` to that line; `__st` / `__stL` print it.
+//! - `__sumv CMD PATH`: `__o` = checksum of a regular, readable file (CMD from
+//!   [`ChecksumAlgo::command`]), empty otherwise; `__sum` prints it.
+//! - `__kumask`: the umask as the `umask` record.
+//! - `__kids`: the effective `uid`, `gid` and the supplementary `groups` (space-separated)
+//!   as records, read from `/proc/self/status` by the shell itself (`id` where there is none).
+//!
+//! Every command substitution forks the shell, and on the target that is what a converged
+//! task costs besides the tools it runs: helpers that set `__o` or print records themselves
+//! keep it to one fork per tool (the one that execs it).
 //! - `__acc PATH`: the connecting user's access as three flags (`rw-`): `records.get("acc")`.
 //! - `__rest KEY`: everything printed after it is KEY's raw bytes ([`Records::rest`]); for
 //!   file contents, which may hold NULs. Use it last.
-//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~`,
+//! - `__backup PATH`: copy PATH (`cp -p`) to Ansible's `PATH.PID.YYYY-MM-DD@HH:MM:SS~` (PID:
+//!   the process running the script, which `$$` need not be: scripts may run in a subshell),
 //!   recording `backup=THAT` first (so a failure can name it, see [`backup_failure_msg`]);
 //!   fails (status 1) if the copy fails.
 //! - `__fail WHAT`: record `fail=WHAT` and exit 1 (the failed command's stderr stays in stderr).
@@ -56,8 +65,8 @@
 //! ```text
 //! // One exec: the path as the target sees it, its stat, the umask and the contents.
 //! let probe = Script::new().raw(PRELUDE).set("p", &path).raw(
-//!     "\n__tilde \"$p\"; p=$__o; __kv path \"$p\"; __kv st \"$(__st \"$p\")\"\n\
-//!      __kv umask \"$(umask)\"; if [ -f \"$p\" ]; then __rest content; cat -- \"$p\"; fi",
+//!     "\n__tilde \"$p\"; p=$__o; __kv path \"$p\"; __kst st \"$p\"\n\
+//!      __kumask; if [ -f \"$p\" ]; then __rest content; exec cat -- \"$p\"; fi",
 //! );
 //! let r = Records::parse(&ctx.host.exec(&Cmd::script(probe))?.stdout);
 //! let path = r.get("path").unwrap_or(&path).to_string();
@@ -69,7 +78,7 @@
 //! let change = Script::new().raw(PRELUDE).set("d", &path)
 //!     .raw("\n__backup \"$d\" || __fail backup\n")   // before the put, if backup: yes
 //!     .then(plan.script(&path))
-//!     .raw("__kv fin \"$(__st \"$d\")\"");
+//!     .raw("__kst fin \"$d\"");
 //! ```
 
 use serde_json::json;
@@ -84,12 +93,25 @@ __nl='
 __SF='%f %u %g %s %h %i %d %t %T %b %B %o %.9X %.9Y %.9Z %U %G'
 __kv() { printf '%s=%s\0' "$1" "$2"; }
 __kvc() { __k=$1; shift; __o=$("$@"; echo .); __o=${__o%.}; printf '%s=%s\0' "$__k" "${__o%"$__nl"}"; }
-__st() { if __o=$(stat -c "$__SF" -- "$1" 2>&1); then printf 'ok %s' "$__o"; else printf 'err %s' "$__o"; fi; }
-__stL() { if __o=$(stat -L -c "$__SF" -- "$1" 2>&1); then printf 'ok %s' "$__o"; else printf 'err %s' "$__o"; fi; }
-__sum() { if [ -f "$2" ] && [ -r "$2" ]; then "$1" < "$2" 2>/dev/null | { read -r __s __r && printf '%s' "$__s"; }; fi; }
+__stv() { if __o=$(stat -c "$__SF" -- "$1" 2>&1); then __o="ok $__o"; else __o="err $__o"; fi; }
+__stLv() { if __o=$(stat -L -c "$__SF" -- "$1" 2>&1); then __o="ok $__o"; else __o="err $__o"; fi; }
+__st() { __stv "$1"; printf '%s' "$__o"; }
+__stL() { __stLv "$1"; printf '%s' "$__o"; }
+__kst() { __stv "$2"; __kv "$1" "$__o"; }
+__kstL() { __stLv "$2"; __kv "$1" "$__o"; }
+__sumv() { __o=; if [ -f "$2" ] && [ -r "$2" ]; then __o=$("$1" < "$2" 2>/dev/null) || __o=; __o=${__o%%[ 	]*}; fi; }
+__sum() { __sumv "$1" "$2"; printf '%s' "$__o"; }
+__kumask() { printf 'umask='; umask; printf '\0'; }
+__kids() {
+  if [ -r /proc/self/status ]; then
+    while read -r __k __a __b __c; do
+      case $__k in Uid:) __kv uid "$__b";; Gid:) __kv gid "$__b";; Groups:) __kv groups "$__a $__b $__c"; break;; esac
+    done < /proc/self/status
+  else __kv uid "$(id -u)"; __kv gid "$(id -g)"; __kv groups "$(id -G)"; fi
+}
 __acc() { __a=; if [ -r "$1" ]; then __a=r; else __a=-; fi; if [ -w "$1" ]; then __a=${__a}w; else __a=$__a-; fi; if [ -x "$1" ]; then __a=${__a}x; else __a=$__a-; fi; printf '%s' "$__a"; }
 __rest() { printf '~%s\0' "$1"; }
-__backup() { __b="$1.$$.$(date +%Y-%m-%d@%H:%M:%S~)" && __kv backup "$__b" && cp -p -- "$1" "$__b"; }
+__backup() { __b="$1.$(sh -c 'echo $PPID').$(date +%Y-%m-%d@%H:%M:%S~)" && __kv backup "$__b" && cp -p -- "$1" "$__b"; }
 __fail() { __kv fail "$1"; exit 1; }
 __tilde() { case $1 in '~'|'~/'*) __o=$HOME${1#'~'};; *) __o=$1;; esac; }
 __tree() {
@@ -160,7 +182,7 @@ impl Records {
             _ => None,
         }
     }
-    /// The target's umask (`__kv umask "$(umask)"`), 022 if it was not recorded.
+    /// The target's umask (`__kumask`), 022 if it was not recorded.
     pub fn umask(&self) -> u32 {
         self.get("umask")
             .and_then(|u| u32::from_str_radix(u.trim(), 8).ok())
@@ -729,7 +751,8 @@ impl WantAttrs {
 
 /// Create every missing directory of `path` from the top, applying `new_dir` to each one
 /// created (Ansible's rule for `file: state=directory` and `copy` to `dir/`, unlike
-/// `mkdir -p`). Needs [`PRELUDE`]; records `cur=DIR` before each mkdir, `__fail mkdir` on failure.
+/// `mkdir -p`). Needs [`PRELUDE`]; on failure records `cur=DIR` (the one that could not be
+/// created) and calls `__fail mkdir`.
 pub fn mkdirs_script(path: &str, new_dir: &AttrPlan) -> Script {
     let absolute = path.starts_with('/');
     let mut components = Vec::new();
@@ -742,11 +765,27 @@ pub fn mkdirs_script(path: &str, new_dir: &AttrPlan) -> Script {
         };
         components.push(cur.clone());
     }
-    Script::new()
+    let s = Script::new()
         .raw("set --")
         .cmd(&components)
-        .raw("\nfor c; do if [ ! -e \"$c\" ]; then __kv cur \"$c\"; mkdir -- \"$c\" || [ -d \"$c\" ] || __fail mkdir\n")
-        .then(new_dir.script_raw("\"$c\""))
+        .raw("\nfor c; do if [ ! -e \"$c\" ]; then\n");
+    // `mkdir -m` creates with the mode (umask not applied, as chmod would set it): one
+    // process per directory instead of two. One that appeared meanwhile still gets the mode.
+    let s = match new_dir.mode {
+        Some((_, bits)) => s
+            .raw("mkdir -m")
+            .arg(format!("{bits:o}"))
+            .raw("-- \"$c\" || { [ -d \"$c\" ] && chmod --")
+            .arg(format!("{bits:o}"))
+            .raw("\"$c\"; }"),
+        None => s.raw("mkdir -- \"$c\" || [ -d \"$c\" ]"),
+    };
+    let ownership = AttrPlan {
+        mode: None,
+        ..new_dir.clone()
+    };
+    s.raw("|| { __kv cur \"$c\"; __fail mkdir; }\n")
+        .then(ownership.script_raw("\"$c\""))
         .raw("fi; done\n")
 }
 
@@ -1241,7 +1280,11 @@ mod tests {
             .set("l", &link)
             .raw("\n__kv st \"$(__st \"$p\")\"; __kv lst \"$(__st \"$l\")\"; __kv fst \"$(__stL \"$l\")\";")
             .raw("__kvc tgt readlink -- \"$l\"; __kv sum \"$(__sum sha1sum \"$p\")\"; __kv acc \"$(__acc \"$p\")\";")
-            .raw("__kv umask \"$(umask)\"; __kv none \"$(__st \"$p.missing\")\"; __rest body; cat -- \"$p\"");
+            .raw("__kv umask \"$(umask)\"; __kv none \"$(__st \"$p.missing\")\";")
+            // The fork-free forms record the same.
+            .raw("__kst st2 \"$p\"; __kstL fst2 \"$l\"; __kst none2 \"$p.missing\"; __sumv sha1sum \"$p\"; __kv sum2 \"$__o\";")
+            .raw("__sumv sha1sum \"$p.missing\"; __kv sum3 \"$__o\"; __kumask; __kids; __kv ids \"$(id -u) $(id -g)\";")
+            .raw("__rest body; cat -- \"$p\"");
         let out = LocalHost::new("t")
             .exec(&Cmd::script(script))
             .expect("exec");
@@ -1259,6 +1302,37 @@ mod tests {
         assert_eq!(r.stat("none"), StatResult::Absent);
         assert_eq!(r.rest("body"), Some(&b"x"[..]));
         assert!(st.mtime > 1.0e9);
+        // (The checksum in between read the file: only its atime may differ.)
+        let st2 = r.stat("st2").present().cloned().expect("present");
+        assert_eq!(
+            PathStat {
+                atime: st.atime,
+                ..st2
+            },
+            st
+        );
+        let fst2 = r.stat("fst2").present().cloned().expect("present");
+        assert_eq!(
+            PathStat {
+                atime: st.atime,
+                ..fst2
+            },
+            st
+        );
+        assert_eq!(r.stat("none2"), StatResult::Absent);
+        assert_eq!(r.get("sum2"), r.get("sum"));
+        assert_eq!(r.get("sum3"), Some(""));
+        assert_eq!(
+            r.umask(),
+            u32::from_str_radix(r.get("umask").expect("umask").trim(), 8).expect("octal")
+        );
+        assert_eq!(r.all("umask").count(), 2);
+        let ids = format!(
+            "{} {}",
+            r.get("uid").expect("uid"),
+            r.get("gid").expect("gid")
+        );
+        assert_eq!(r.get("ids"), Some(ids.as_str()));
     }
 
     #[test]

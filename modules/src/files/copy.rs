@@ -4,7 +4,8 @@
 //!
 //! Round trips: one exec reads the destination (stat, sha1, parent directory, and the old
 //! content when a diff is wanted), which is all a converged copy costs. A content change adds
-//! the transfer (`Host::put` to a temporary name beside `dest`) and one exec that validates,
+//! the transfer (`Host::put_new`: the bytes to a temporary name beside `dest`, by SFTP alone
+//! over SSH) and one exec that gives it its mode, validates,
 //! backs up and renames it into place and stats the result; a mode/owner-only change is one
 //! exec more.
 //!
@@ -28,9 +29,7 @@ use super::common::{
     Validate, WantAttrs, PRELUDE,
 };
 use crate::diff::file_diff;
-use crate::{
-    args, Cmd, Ctx, FileAttrs, HostError, Map, Module, ModuleError, Outcome, Script, Value,
-};
+use crate::{args, Cmd, Ctx, HostError, Map, Module, ModuleError, Outcome, Script, Value};
 
 /// `copy`.
 pub struct Copy;
@@ -172,11 +171,11 @@ impl Module for Copy {
                  if [ -n \"$dj\" ] && [ -d \"$d\" ]; then d=$dj; fi\n\
                  if [ -n \"$follow\" ] && [ -L \"$d\" ]; then __r=$(readlink -f -- \"$d\") && [ -n \"$__r\" ] && d=$__r; fi\n\
                  case \"$d\" in */*) pd=${d%/*}; pd=${pd:-/};; *) pd=.;; esac\n\
-                 __kv path \"$d\"; __kv st \"$(__st \"$d\")\"; __kv pdir \"$pd\"; __kv pst \"$(__stL \"$pd\")\"\n\
+                 __kv path \"$d\"; __kst st \"$d\"; __kv pdir \"$pd\"; if [ -d \"$pd\" ]; then __kv pdok 1; fi\n\
                  if [ -w \"$pd\" ]; then __kv pw 1; fi\n\
-                 __kv umask \"$(umask)\"; __kv euid \"$(id -u)\"\n\
-                 __s=$(__sum sha1sum \"$d\"); __kv sum \"$__s\"\n\
-                 if [ -n \"$s\" ]; then __kv xsrc \"$s\"; __kv sst \"$(__stL \"$s\")\"; if [ -r \"$s\" ]; then __kv sr 1; fi; want=$(__sum sha1sum \"$s\"); __kv ssum \"$want\"; fi\n\
+                 __kumask; __kids\n\
+                 __sumv sha1sum \"$d\"; __s=$__o; __kv sum \"$__s\"\n\
+                 if [ -n \"$s\" ]; then __kv xsrc \"$s\"; __kstL sst \"$s\"; if [ -r \"$s\" ]; then __kv sr 1; fi; __sumv sha1sum \"$s\"; want=$__o; __kv ssum \"$want\"; fi\n\
                  if [ -n \"$diff\" ] && [ -f \"$d\" ] && [ \"$__s\" != \"$want\" ]; then __rest before; head -c 104449 -- \"$d\"; fi\n",
             );
         let out = ctx.host.exec(&Cmd::script(probe))?;
@@ -220,7 +219,7 @@ impl Module for Copy {
             }
             return Ok(out);
         }
-        let parent_ok = r.stat("pst").present().is_some_and(PathStat::is_dir);
+        let parent_ok = r.get("pdok").is_some();
         let make_parents = !parent_ok && into_dir;
         if !parent_ok && !into_dir && ctx.check {
             // Ansible in check mode: an earlier task may create the directory; say it would change.
@@ -327,11 +326,9 @@ impl Module for Copy {
 
         let tmp = join_path(&parent, &temp_name());
         if let Source::Bytes(data) = &source {
-            let attrs = FileAttrs {
-                mode,
-                ..FileAttrs::default()
-            };
-            match ctx.host.put(data, &tmp, &attrs) {
+            // Only the bytes: the script below gives the file its mode and renames it,
+            // so the transfer needs no command of its own.
+            match ctx.host.put_new(data, &tmp) {
                 Ok(()) => {}
                 Err(HostError::Transfer(msg)) => return Ok(Outcome::failed(msg)),
                 Err(e) => return Err(e.into()),
@@ -346,13 +343,15 @@ impl Module for Copy {
             script = script
                 .set("s", r.get("xsrc").unwrap_or(s))
                 .raw("\ncp -- \"$s\" \"$t\" || __fail cp\n")
-                .raw("touch -r \"$s\" -- \"$t\" 2>/dev/null\n")
-                .raw("chmod --")
-                .arg(format!("{:o}", mode.unwrap_or(base_perm)))
-                .raw("\"$t\" || __fail chmod\n");
+                .raw("touch -r \"$s\" -- \"$t\" 2>/dev/null\n");
         }
+        // A replaced file's mode, the source's (remote_src), or the umask default; then `mode`.
+        script = script
+            .raw("chmod --")
+            .arg(format!("{:o}", mode.unwrap_or(base_perm)))
+            .raw("\"$t\" || __fail chmod\n");
         // Ansible keeps the replaced file's owner and group (when it may: as root).
-        if let (Some(old), Source::Bytes(_), Some("0")) = (&st, &source, r.get("euid")) {
+        if let (Some(old), Source::Bytes(_), Some("0")) = (&st, &source, r.get("uid")) {
             script = script
                 .raw("chown --")
                 .arg(format!("{}:{}", old.uid, old.gid))
@@ -373,8 +372,7 @@ impl Module for Copy {
         if a.backup {
             script = script.raw("if [ -e \"$d\" ]; then __backup \"$d\" || __fail backup; fi\n");
         }
-        script = script
-            .raw("mv -f -- \"$t\" \"$d\" || __fail mv\ntrap - EXIT\n__kv fin \"$(__st \"$d\")\"\n");
+        script = script.raw("mv -f -- \"$t\" \"$d\" || __fail mv\ntrap - EXIT\n__kst fin \"$d\"\n");
         let out = ctx.host.exec(&Cmd::script(script))?;
         let r = Records::parse(&out.stdout);
         if let Some(rc) = r.get("vrc") {
@@ -550,7 +548,7 @@ fn attrs_only(
         .raw(PRELUDE)
         .then(plan.script(dest))
         .set("d", dest)
-        .raw("\n__kv fin \"$(__st \"$d\")\"\n");
+        .raw("\n__kst fin \"$d\"\n");
     let out = ctx.host.exec(&Cmd::script(script))?;
     let r = Records::parse(&out.stdout);
     if let Some(what) = r.get("fail") {

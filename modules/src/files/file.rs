@@ -95,6 +95,40 @@ impl Module for File {
     }
 
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
+        let item = match Item::prepare(args)? {
+            Ok(item) => item,
+            Err(failed) => return Ok(failed),
+        };
+        let script = Script::new().raw(PRELUDE).then(item.probe_script(ctx.diff));
+        let out = ctx.host.exec(&Cmd::script(script))?;
+        let probe = item.parse_probe(&Records::parse(&out.stdout));
+        let plan = match item.plan(&probe, ctx.check, ctx.diff) {
+            Ok(plan) => plan,
+            Err(failed) => return Ok(*failed),
+        };
+        plan.finish(ctx, &item.want)
+    }
+
+    fn run_many(
+        &self,
+        ctx: &mut Ctx<'_>,
+        items: &[Map],
+    ) -> Option<Vec<Result<Outcome, ModuleError>>> {
+        run_batch(self, ctx, items)
+    }
+}
+
+/// One item's arguments, read and checked: what every stage needs.
+struct Item {
+    a: FileArgs,
+    want: WantAttrs,
+    mtime: TimeSpec,
+    atime: TimeSpec,
+}
+
+impl Item {
+    /// Arguments in; `Ok(Err(outcome))` for values Ansible fails the task on (bad times).
+    fn prepare(args: &Map) -> Result<Result<Item, Outcome>, ModuleError> {
         let a: FileArgs = args::parse("file", args)?;
         let want = WantAttrs::parse(a.mode.as_ref(), a.owner.as_deref(), a.group.as_deref())
             .map_err(ModuleError::Args)?;
@@ -109,71 +143,70 @@ impl Module for File {
             &a.modification_time_format,
         ) {
             Ok(t) => t,
-            Err(msg) => return Ok(Outcome::failed(msg)),
+            Err(msg) => return Ok(Err(Outcome::failed(msg))),
         };
         let atime = match time_spec(default_time(&a.access_time), &a.access_time_format) {
             Ok(t) => t,
-            Err(msg) => return Ok(Outcome::failed(msg)),
+            Err(msg) => return Ok(Err(Outcome::failed(msg))),
         };
-        let probe = probe(ctx, &a, &mtime, &atime)?;
+        Ok(Ok(Item {
+            a,
+            want,
+            mtime,
+            atime,
+        }))
+    }
+
+    /// What the probe found, turned into the change to make (or the failure to report).
+    fn plan(&self, probe: &Probe, check: bool, diff: bool) -> Result<Plan, Box<Outcome>> {
+        let a = &self.a;
         // The target turns formatted times into timestamps (its own time zone, as Python's
         // mktime does there); a value its `date` cannot read fails like a bad format.
         for (spec, epoch, value, format) in [
             (
-                &mtime,
+                &self.mtime,
                 probe.mtime_epoch,
                 &a.modification_time,
                 &a.modification_time_format,
             ),
             (
-                &atime,
+                &self.atime,
                 probe.atime_epoch,
                 &a.access_time,
                 &a.access_time_format,
             ),
         ] {
             if let (TimeSpec::At { date, .. }, None) = (spec, epoch) {
-                return Ok(Outcome::failed(format!(
+                return Err(Box::new(Outcome::failed(format!(
                     "Error while obtaining timestamp for time {} using format {format}: the target cannot read {date}",
                     value.as_deref().unwrap_or_default()
-                )));
+                ))));
             }
         }
         if let StatResult::Error(msg) = &probe.st {
-            return Ok(Outcome::failed(msg.clone()).with("path", probe.path.as_str()));
+            return Err(fail(msg.clone(), &probe.path));
         }
-        let prev_state = state_of(&probe.st);
-        let state = match a.state {
-            Some(s) => s,
-            None if prev_state != "absent" => match prev_state {
-                "directory" => FileState::Directory,
-                "link" => FileState::Link,
-                "hard" => FileState::Hard,
-                _ => FileState::File,
-            },
-            None if a.recurse => FileState::Directory,
-            None => FileState::File,
-        };
+        let state = self.state(probe);
         if a.recurse && state != FileState::Directory {
-            return Ok(
-                Outcome::failed("recurse option requires state to be 'directory'")
-                    .with("path", probe.path.as_str()),
-            );
+            return Err(fail(
+                "recurse option requires state to be 'directory'",
+                &probe.path,
+            ));
         }
         if a.src.is_some() && !matches!(state, FileState::Link | FileState::Hard) {
-            return Ok(
-                Outcome::failed("src option requires state to be 'link' or 'hard'")
-                    .with("path", probe.path.as_str()),
-            );
+            return Err(fail(
+                "src option requires state to be 'link' or 'hard'",
+                &probe.path,
+            ));
         }
         let task = Task {
-            a: &a,
-            want: &want,
-            mtime,
-            atime,
-            probe: &probe,
-            check: ctx.check,
-            diff: ctx.diff,
+            a,
+            want: &self.want,
+            mtime: self.mtime.clone(),
+            atime: self.atime.clone(),
+            probe,
+            check,
+            diff,
         };
         let plan = match state {
             FileState::File => task.ensure_file(),
@@ -183,12 +216,184 @@ impl Module for File {
             FileState::Touch => task.touch(),
             FileState::Absent => task.ensure_absent(),
         };
+        plan.map_err(|failed| Box::new(with_failure_info(*failed, probe)))
+    }
+
+    /// The state asked for, or the one the path has (a missing path: file, or directory
+    /// with `recurse`).
+    fn state(&self, probe: &Probe) -> FileState {
+        match self.a.state {
+            Some(s) => s,
+            None => match state_of(&probe.st) {
+                "directory" => FileState::Directory,
+                "link" => FileState::Link,
+                "hard" => FileState::Hard,
+                "absent" if self.a.recurse => FileState::Directory,
+                _ => FileState::File,
+            },
+        }
+    }
+}
+
+/// The exit status of a batched change whose item found its path no longer as probed.
+const STALE: &str = "97";
+
+/// [`Module::run_many`] for `file`: every item's probe in one exec, every change in one more.
+///
+/// Items are probed together before any is changed, so an item whose path an earlier item
+/// changes (the same path twice, a directory and then its parent, two names for one
+/// directory through a symlink) would be planned from a state it no longer has. Each change
+/// therefore first checks that its path is still as probed (absent: `[ -e ]`/`[ -L ]`, no
+/// process; present: the same stat line); the first that is not stops the batch, and it
+/// and every later item run one by one, in order, as a loop would run them. The same goes
+/// for an item whose path is a symlink (its change lands on the link's target). Each change
+/// runs in a subshell of its own, with its stderr kept apart, so one item's failure reads
+/// as it would alone and does not stop the items after it.
+fn run_batch(
+    module: &File,
+    ctx: &mut Ctx<'_>,
+    items: &[Map],
+) -> Option<Vec<Result<Outcome, ModuleError>>> {
+    if items.len() < 2 {
+        return None;
+    }
+    let mut prepared = Vec::with_capacity(items.len());
+    for args in items {
+        // Bad arguments and shapes not batched here: one by one, as before.
+        let item = Item::prepare(args).ok()?.ok()?;
+        let a = &item.a;
+        let simple = matches!(
+            a.state,
+            Some(FileState::Directory | FileState::File | FileState::Touch | FileState::Absent)
+        ) && a.src.is_none()
+            && !a.recurse
+            && a._original_basename.is_none();
+        if !simple {
+            return None;
+        }
+        prepared.push(item);
+    }
+
+    let mut probe_script = Script::new().raw(PRELUDE);
+    for (i, item) in prepared.iter().enumerate() {
+        probe_script = probe_script
+            .raw("\n__kv item")
+            .arg(i.to_string())
+            .raw("\n")
+            .then(item.probe_script(ctx.diff));
+    }
+    let out = match ctx.host.exec(&Cmd::script(probe_script)) {
+        Ok(out) => out,
+        Err(e) => return Some(vec![Err(e.into())]),
+    };
+    let probed = split_items(&Records::parse(&out.stdout), prepared.len());
+
+    // Plans for the items before the first one that must run alone.
+    let mut plans: Vec<(Handled, Probe, Option<String>)> = Vec::new();
+    for (item, records) in prepared.iter().zip(&probed) {
+        let Some(records) = records else { break };
+        let probe = item.parse_probe(records);
+        if matches!(&probe.st, StatResult::Present(st) if st.kind == FileKind::Link) {
+            break;
+        }
+        let plan = item.plan(&probe, ctx.check, ctx.diff);
+        plans.push((plan, probe, records.get("st").map(str::to_string)));
+    }
+
+    // One exec for every change, each behind the check that its path is as probed.
+    let mut apply = Script::new().raw(PRELUDE).raw("\nexec 3>&1\n");
+    let mut any_change = false;
+    for (i, (plan, probe, st_line)) in plans.iter().enumerate() {
+        let Some(change) = plan.as_ref().ok().and_then(|p| p.change_script(ctx.check)) else {
+            continue;
+        };
+        any_change = true;
+        let premise = match (&probe.st, st_line) {
+            (StatResult::Present(_), Some(line)) => Script::new()
+                .set("__x", line)
+                .raw("; __stv \"$__pp\"; [ \"$__o\" = \"$__x\" ] || exit")
+                .raw(STALE),
+            _ => Script::new()
+                .raw("if [ -e \"$__pp\" ] || [ -L \"$__pp\" ]; then exit")
+                .raw(STALE)
+                .raw("; fi"),
+        };
+        apply = apply
+            .raw("__kv item")
+            .arg(i.to_string())
+            .raw("\n")
+            .set("__pp", &probe.path)
+            .raw("\n__e=$( {")
+            .then(premise)
+            .raw("\n")
+            .then(change)
+            .raw("\n} 2>&1 >&3 3>&- ); __s=$?; __kv rc \"$__s\"; __kv err \"$__e\"; [ \"$__s\" != ")
+            .raw(STALE)
+            .raw("] || exit 0\n");
+    }
+    let mut applied: Vec<Option<Records>> = vec![None; plans.len()];
+    if any_change {
+        let out = match ctx.host.exec(&Cmd::script(apply)) {
+            Ok(out) => out,
+            Err(e) => return Some(vec![Err(e.into())]),
+        };
+        applied = split_items(&Records::parse(&out.stdout), plans.len());
+    }
+
+    let mut results = Vec::with_capacity(items.len());
+    for (i, (plan, _, _)) in plans.into_iter().enumerate() {
         let plan = match plan {
             Ok(plan) => plan,
-            Err(failed) => return Ok(with_failure_info(*failed, &probe)),
+            Err(failed) => {
+                results.push(Ok(*failed));
+                continue;
+            }
         };
-        plan.finish(ctx, &want)
+        let ran = match (plan.change_script(ctx.check).is_some(), applied[i].take()) {
+            (false, _) => None,
+            (true, Some(r)) if r.get("rc") != Some(STALE) && r.get("rc").is_some() => {
+                let stderr = r.get("err").unwrap_or_default().to_string();
+                let success = r.get("rc") == Some("0");
+                Some(Applied {
+                    records: r,
+                    stderr,
+                    success,
+                })
+            }
+            // Stale, or not reached: this item and the rest run one by one.
+            (true, _) => break,
+        };
+        results.push(Ok(plan.outcome(ctx.diff, &prepared[i].want, ran)));
     }
+    for args in &items[results.len()..] {
+        let result = module.run(ctx, args);
+        let gone = matches!(result, Err(ModuleError::Host(_)));
+        results.push(result);
+        if gone {
+            break;
+        }
+    }
+    Some(results)
+}
+
+/// A batch script's records split at its `item=N` records: one group per item (`None` for
+/// an item the script never reached).
+fn split_items(records: &Records, count: usize) -> Vec<Option<Records>> {
+    let mut groups: Vec<Option<Records>> = vec![None; count];
+    let mut current: Option<usize> = None;
+    for (key, value) in &records.items {
+        if key == "item" {
+            current = value.parse().ok().filter(|&i| i < count);
+            if let Some(i) = current {
+                groups[i] = Some(Records::default());
+            }
+            continue;
+        }
+        if let Some(group) = current.and_then(|i| groups[i].as_mut()) {
+            group.items.push((key.clone(), value.clone()));
+        }
+    }
+    groups
 }
 
 /// Ansible adds `add_path_info` keys to failures too, for the path they name, if it exists.
@@ -405,35 +610,33 @@ struct Probe {
     tree: Vec<TreeEntry>,
 }
 
-fn probe(
-    ctx: &mut Ctx<'_>,
-    a: &FileArgs,
-    mtime: &TimeSpec,
-    atime: &TimeSpec,
-) -> Result<Probe, ModuleError> {
-    // Ansible puts `_original_basename` (or the src's basename) under an existing directory.
-    let rewrite = !matches!(a.state, Some(FileState::Link) | Some(FileState::Absent));
-    let base = if rewrite {
-        a._original_basename
-            .clone()
-            .filter(|b| !b.is_empty())
-            .or_else(|| {
-                a.src
-                    .as_deref()
-                    .map(|s| super::common::basename(s).to_string())
-            })
-            .filter(|b| !b.is_empty())
-    } else {
-        None
-    };
-    let src = a.src.clone().unwrap_or_default();
-    let want_tree = a.recurse || (a.state == Some(FileState::Absent) && ctx.diff);
-    let date_of = |t: &TimeSpec| match t {
-        TimeSpec::At { date, .. } => date.clone(),
-        _ => String::new(),
-    };
-    let script = Script::new()
-        .raw(PRELUDE)
+impl Item {
+    /// The probe of one item (needs [`PRELUDE`]); it sets every variable it uses, so items'
+    /// probes can follow each other in one script.
+    fn probe_script(&self, diff: bool) -> Script {
+        let (a, mtime, atime) = (&self.a, &self.mtime, &self.atime);
+        // Ansible puts `_original_basename` (or the src's basename) under an existing directory.
+        let rewrite = !matches!(a.state, Some(FileState::Link) | Some(FileState::Absent));
+        let base = if rewrite {
+            a._original_basename
+                .clone()
+                .filter(|b| !b.is_empty())
+                .or_else(|| {
+                    a.src
+                        .as_deref()
+                        .map(|s| super::common::basename(s).to_string())
+                })
+                .filter(|b| !b.is_empty())
+        } else {
+            None
+        };
+        let src = a.src.clone().unwrap_or_default();
+        let want_tree = a.recurse || (a.state == Some(FileState::Absent) && diff);
+        let date_of = |t: &TimeSpec| match t {
+            TimeSpec::At { date, .. } => date.clone(),
+            _ => String::new(),
+        };
+        Script::new()
         .set("p", &a.path)
         .set("pj", base.as_deref().map(|b| join_path(&a.path, b)).unwrap_or_default())
         .set("s", &src)
@@ -442,48 +645,56 @@ fn probe(
         .set("mt", date_of(mtime))
         .set("at", date_of(atime))
         .set("tree", if want_tree { "1" } else { "" })
+        // Only `state: link` asks whether a directory is empty (to replace it).
+        .set("le", if a.state == Some(FileState::Link) { "1" } else { "" })
+        // Hard links (asked, or kept when no state is given) need the source's own stat.
+        .set("hard", if matches!(a.state, Some(FileState::Hard) | None) { "1" } else { "" })
         .raw(
             "\n__tilde \"$p\"; p=$__o; __tilde \"$pj\"; pj=$__o; __tilde \"$s\"; s=$__o; __tilde \"$a1\"; a1=$__o; __tilde \"$a2\"; a2=$__o;\n\
              if [ -n \"$pj\" ] && [ -d \"$p\" ]; then p=$pj; fi\n\
-             __kv path \"$p\"; __kv st \"$(__st \"$p\")\"; __kv umask \"$(umask)\"\n\
-             if [ -L \"$p\" ]; then __kvc tgt readlink -- \"$p\"; __kvc real readlink -f -- \"$p\"; __kv rst \"$(__stL \"$p\")\"; fi\n\
-             if [ -d \"$p\" ] && [ ! -L \"$p\" ] && [ -z \"$(ls -A -- \"$p\" 2>/dev/null)\" ]; then __kv empty 1; fi\n\
+             __kv path \"$p\"; __kst st \"$p\"; __kumask\n\
+             if [ -L \"$p\" ]; then __kvc tgt readlink -- \"$p\"; __kvc real readlink -f -- \"$p\"; __kstL rst \"$p\"; fi\n\
+             if [ -n \"$le\" ] && [ -d \"$p\" ] && [ ! -L \"$p\" ] && [ -z \"$(ls -A -- \"$p\" 2>/dev/null)\" ]; then __kv empty 1; fi\n\
              if [ -n \"$s\" ]; then\n\
                if [ ! -L \"$p\" ] && [ -d \"$p\" ]; then a=$a1; else a=$a2; fi\n\
-               __kv xsrc \"$s\"; __kv absrc \"$a\"; __kv ast \"$(__stL \"$a\")\"; __kvc areal readlink -f -- \"$a\"\n\
-               __kv sst \"$(__stL \"$s\")\"\n\
+               __kv xsrc \"$s\"; __kv absrc \"$a\"; __kstL ast \"$a\"; __kvc areal readlink -f -- \"$a\"\n\
+               if [ -n \"$hard\" ]; then __kstL sst \"$s\"; fi\n\
              fi\n\
              if [ -n \"$mt\" ]; then __kvc mte date -d \"$mt\" +%s; fi\n\
              if [ -n \"$at\" ]; then __kvc ate date -d \"$at\" +%s; fi\n\
              if [ -n \"$tree\" ] && [ -d \"$p\" ] && [ ! -L \"$p\" ]; then __tree \"$p\" -mindepth 1; fi\n",
-        );
-    let out = ctx.host.exec(&Cmd::script(script))?;
-    let r = Records::parse(&out.stdout);
-    let opt_stat = |key: &str| match r.get(key) {
-        Some(line) => StatResult::parse(line),
-        None => StatResult::Absent,
-    };
-    let epoch = |key: &str| r.get(key).and_then(|v| v.trim().parse::<f64>().ok());
-    Ok(Probe {
-        path: r.get("path").unwrap_or(&a.path).to_string(),
-        st: r.stat("st"),
-        link_target: r.get("tgt").map(str::to_string),
-        real: r.get("real").filter(|s| !s.is_empty()).map(str::to_string),
-        real_st: opt_stat("rst"),
-        umask: r.umask(),
-        src: a
-            .src
-            .as_ref()
-            .map(|s| r.get("xsrc").unwrap_or(s).to_string()),
-        absrc: r.get("absrc").map(str::to_string),
-        absrc_real: r.get("areal").filter(|s| !s.is_empty()).map(str::to_string),
-        absrc_st: opt_stat("ast"),
-        src_st: opt_stat("sst"),
-        dir_empty: r.get("empty").is_some(),
-        mtime_epoch: epoch("mte"),
-        atime_epoch: epoch("ate"),
-        tree: tree_entries(&r),
-    })
+        )
+    }
+
+    /// The probe's records read back.
+    fn parse_probe(&self, r: &Records) -> Probe {
+        let a = &self.a;
+        let opt_stat = |key: &str| match r.get(key) {
+            Some(line) => StatResult::parse(line),
+            None => StatResult::Absent,
+        };
+        let epoch = |key: &str| r.get(key).and_then(|v| v.trim().parse::<f64>().ok());
+        Probe {
+            path: r.get("path").unwrap_or(&a.path).to_string(),
+            st: r.stat("st"),
+            link_target: r.get("tgt").map(str::to_string),
+            real: r.get("real").filter(|s| !s.is_empty()).map(str::to_string),
+            real_st: opt_stat("rst"),
+            umask: r.umask(),
+            src: a
+                .src
+                .as_ref()
+                .map(|s| r.get("xsrc").unwrap_or(s).to_string()),
+            absrc: r.get("absrc").map(str::to_string),
+            absrc_real: r.get("areal").filter(|s| !s.is_empty()).map(str::to_string),
+            absrc_st: opt_stat("ast"),
+            src_st: opt_stat("sst"),
+            dir_empty: r.get("empty").is_some(),
+            mtime_epoch: epoch("mte"),
+            atime_epoch: epoch("ate"),
+            tree: tree_entries(r),
+        }
+    }
 }
 
 /// One run of the module, between the probe and the change.
@@ -543,32 +754,55 @@ impl Plan {
         self.script = std::mem::take(&mut self.script).then(script);
     }
 
+    /// The change to run (needs [`PRELUDE`]): the plan's commands, then the stat of the path
+    /// the result describes, as `fin`. `None`: nothing to run (no change, or check mode).
+    fn change_script(&self, check: bool) -> Option<Script> {
+        if !self.changed || check {
+            return None;
+        }
+        let mut script = self.script.clone();
+        if let Some(p) = &self.info_path {
+            script = script.raw("\n").set("fin", p).raw("\n__kst fin \"$fin\"");
+        }
+        Some(script)
+    }
+
     /// Apply the change (unless in check mode) and build the outcome.
     fn finish(self, ctx: &mut Ctx<'_>, want: &WantAttrs) -> Result<Outcome, ModuleError> {
+        let applied = match self.change_script(ctx.check) {
+            Some(script) => {
+                let out = ctx
+                    .host
+                    .exec(&Cmd::script(Script::new().raw(PRELUDE).then(script)))?;
+                Some(Applied {
+                    records: Records::parse(&out.stdout),
+                    stderr: out.stderr_str(),
+                    success: out.success(),
+                })
+            }
+            None => None,
+        };
+        Ok(self.outcome(ctx.diff, want, applied))
+    }
+
+    /// The outcome, given what running [`Plan::change_script`] gave (if it ran).
+    fn outcome(self, diff: bool, want: &WantAttrs, applied: Option<Applied>) -> Outcome {
         let mut info = self.current.clone();
-        if self.changed && !ctx.check {
-            let mut script = Script::new().raw(PRELUDE).then(self.script.clone());
-            if let Some(p) = &self.info_path {
-                script = script
-                    .raw("\n")
-                    .set("fin", p)
-                    .raw("\n__kv fin \"$(__st \"$fin\")\"");
-            }
-            let out = ctx.host.exec(&Cmd::script(script))?;
-            let r = Records::parse(&out.stdout);
+        if let Some(applied) = applied {
+            let r = &applied.records;
+            let stderr = &applied.stderr;
             if let Some(what) = r.get("fail") {
-                let stderr = out.stderr_str();
-                let msg = failure_msg(what, r.get("cur").unwrap_or(&self.path), &stderr)
-                    .unwrap_or_else(|| attr_failure_msg(what, want, &stderr));
-                return Ok(Outcome::failed(msg).with("path", self.path.as_str()));
+                let msg = failure_msg(what, r.get("cur").unwrap_or(&self.path), stderr)
+                    .unwrap_or_else(|| attr_failure_msg(what, want, stderr));
+                return Outcome::failed(msg).with("path", self.path.as_str());
             }
-            if !out.success() {
-                return Ok(Outcome::failed(format!(
+            if !applied.success {
+                return Outcome::failed(format!(
                     "changing {} failed: {}",
                     self.path,
-                    out.stderr_str().trim()
+                    stderr.trim()
                 ))
-                .with("path", self.path.as_str()));
+                .with("path", self.path.as_str());
             }
             info = r.stat("fin").present().cloned();
         }
@@ -583,13 +817,20 @@ impl Plan {
                 .insert("warnings".into(), json!(self.warnings));
         }
         // Like Ansible's callback, a diff is only shown for a change.
-        if ctx.diff && self.changed {
+        if diff && self.changed {
             if let Some(d) = state_diff(&self.before, &self.after) {
                 outcome.diffs.push(d);
             }
         }
-        Ok(outcome)
+        outcome
     }
+}
+
+/// What a change script left: its records, its stderr, whether it exited 0.
+struct Applied {
+    records: Records,
+    stderr: String,
+    success: bool,
 }
 
 /// A handler's plan, or the failure it ran into (boxed: outcomes are big).
@@ -1219,6 +1460,200 @@ mod tests {
             .permissions()
             .mode()
             & 0o7777
+    }
+
+    /// Every entry below `root`: relative path, kind and permission bits.
+    fn tree(root: &Path) -> Vec<(String, bool, bool, u32)> {
+        let mut out = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).expect("ls") {
+                let path = entry.expect("entry").path();
+                let meta = std::fs::symlink_metadata(&path).expect("stat");
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("below")
+                    .display()
+                    .to_string();
+                out.push((rel, meta.is_dir(), meta.is_symlink(), mode_of(&path)));
+                if meta.is_dir() {
+                    todo.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Runs `items` (JSON with `{}` for the scratch directory) one by one in one scratch
+    /// directory and through `run_many` in another, both prepared by `setup`, then checks
+    /// that the outcomes (with the directory's name taken out) and the trees left are the
+    /// same. Returns the batch's exec count.
+    fn same_as_one_by_one(setup: &dyn Fn(&Path), items: &[&str], check: bool, diff: bool) -> usize {
+        let (one, many) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        setup(one.path());
+        setup(many.path());
+        let args = |root: &Path| -> Vec<Map> {
+            items
+                .iter()
+                .map(|item| {
+                    let text = item.replace("{}", &s(root));
+                    match serde_json::from_str(&text).expect("json") {
+                        Value::Object(map) => map,
+                        _ => panic!("an object"),
+                    }
+                })
+                .collect()
+        };
+        let shown = |outcome: &Result<Outcome, ModuleError>, root: &Path| -> String {
+            let text = match outcome {
+                Ok(o) => format!("{:?} {:?}", o.to_result(), o.diffs),
+                Err(e) => format!("error {e}"),
+            };
+            // The shell names the script line a failure came from: not the same line in
+            // a batch script.
+            let text = text.replace(&s(root), "ROOT");
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("/bin/sh: ") {
+                out.push_str(&rest[..at + 9]);
+                rest = rest[at + 9..].trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            out.push_str(rest);
+            out
+        };
+        let mut host = LocalHost::new("one");
+        let one_by_one: Vec<String> = args(one.path())
+            .iter()
+            .map(|a| {
+                shown(
+                    &testkit::run_on(&mut host, &File, a, check, diff),
+                    one.path(),
+                )
+            })
+            .collect();
+        let mut counting = testkit::CountingHost::new();
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut counting,
+            check,
+            diff,
+            facts: &facts,
+        };
+        let batched: Vec<String> = File
+            .run_many(&mut ctx, &args(many.path()))
+            .expect("batched")
+            .iter()
+            .map(|o| shown(o, many.path()))
+            .collect();
+        assert_eq!(batched, one_by_one);
+        assert_eq!(tree(many.path()), tree(one.path()));
+        counting.execs
+    }
+
+    #[test]
+    fn a_batch_of_directories_matches_one_by_one_in_two_execs() {
+        let items = [
+            r#"{"path": "{}/etc/nginx/sites", "state": "directory", "mode": "0755"}"#,
+            r#"{"path": "{}/etc/app", "state": "directory", "mode": "0750"}"#,
+            r#"{"path": "{}/srv/a 'b' $(x)/releases", "state": "directory", "mode": "u=rwx,g=rx,o="}"#,
+            r#"{"path": "{}/run", "state": "directory"}"#,
+            r#"{"path": "{}/log/app.log", "state": "touch", "mode": "0640", "modification_time": "preserve", "access_time": "preserve"}"#,
+        ];
+        let nothing = |_: &Path| {};
+        // Created (with --diff), then converged, then in check mode from scratch.
+        assert_eq!(same_as_one_by_one(&nothing, &items, false, true), 2);
+        let existing = |root: &Path| {
+            for d in [
+                "etc/nginx/sites",
+                "etc/app",
+                "srv/a 'b' $(x)/releases",
+                "run",
+                "log",
+            ] {
+                std::fs::create_dir_all(root.join(d)).expect("mkdir");
+            }
+            std::fs::write(root.join("log/app.log"), "").expect("touch");
+            std::fs::set_permissions(root.join("etc/app"), std::fs::Permissions::from_mode(0o700))
+                .expect("chmod");
+        };
+        assert_eq!(same_as_one_by_one(&existing, &items, false, true), 2);
+        assert_eq!(same_as_one_by_one(&nothing, &items, true, true), 1);
+        assert_eq!(same_as_one_by_one(&existing, &items, true, false), 1);
+    }
+
+    #[test]
+    fn a_batch_whose_items_touch_each_others_paths_matches_one_by_one() {
+        let nothing = |_: &Path| {};
+        // The same path twice with other modes; a child, then its parent; then the child again.
+        let items = [
+            r#"{"path": "{}/a/b", "state": "directory", "mode": "0700"}"#,
+            r#"{"path": "{}/a/b", "state": "directory", "mode": "0755"}"#,
+            r#"{"path": "{}/a", "state": "directory", "mode": "0711"}"#,
+            r#"{"path": "{}/c", "state": "directory", "mode": "0750"}"#,
+            r#"{"path": "{}/a/b", "state": "absent"}"#,
+        ];
+        // Probe, changes up to the second item (found changed: stale), then 4 items alone.
+        assert_eq!(same_as_one_by_one(&nothing, &items, false, true), 2 + 4 * 2);
+        // Two names for one directory (through a symlink), and a path that is a link.
+        let linked = |root: &Path| {
+            std::fs::create_dir(root.join("real")).expect("mkdir");
+            std::os::unix::fs::symlink(root.join("real"), root.join("alias")).expect("link");
+            std::fs::write(root.join("f"), "").expect("file");
+            std::os::unix::fs::symlink(root.join("f"), root.join("lf")).expect("link");
+        };
+        let items = [
+            r#"{"path": "{}/alias/x", "state": "directory", "mode": "0700"}"#,
+            r#"{"path": "{}/real/x", "state": "directory", "mode": "0755"}"#,
+            r#"{"path": "{}/lf", "state": "file", "mode": "0600"}"#,
+            r#"{"path": "{}/y", "state": "directory", "mode": "0750"}"#,
+        ];
+        // real/x was made through alias/x: stale, it and the rest alone.
+        assert_eq!(same_as_one_by_one(&linked, &items, false, true), 2 + 3 * 2);
+        // Check mode changes nothing: the batch stops at the link only.
+        assert_eq!(same_as_one_by_one(&linked, &items, true, true), 1 + 2);
+    }
+
+    #[test]
+    fn a_failing_item_in_a_batch_fails_as_alone_and_the_others_still_run() {
+        let blocker = |root: &Path| std::fs::write(root.join("file"), "x").expect("file");
+        let items = [
+            r#"{"path": "{}/d1", "state": "directory", "mode": "0755"}"#,
+            r#"{"path": "{}/file/sub", "state": "directory"}"#,
+            r#"{"path": "{}/file", "state": "directory"}"#,
+            r#"{"path": "{}/missing/f", "state": "file"}"#,
+            r#"{"path": "{}/d2", "state": "directory", "mode": "0700"}"#,
+        ];
+        assert_eq!(same_as_one_by_one(&blocker, &items, false, true), 2);
+    }
+
+    #[test]
+    fn items_the_batch_does_not_take_are_left_to_the_caller() {
+        let mut host = LocalHost::new("t");
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check: false,
+            diff: false,
+            facts: &facts,
+        };
+        let map = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => panic!("object"),
+        };
+        let dir = json!({"path": "/tmp/x", "state": "directory"});
+        let link = json!({"path": "/tmp/l", "src": "/tmp/x", "state": "link"});
+        let bad = json!({"path": "/tmp/x", "state": "directory", "bogus": 1});
+        assert!(File
+            .run_many(&mut ctx, &[map(dir.clone()), map(link)])
+            .is_none());
+        assert!(File
+            .run_many(&mut ctx, &[map(dir.clone()), map(bad)])
+            .is_none());
+        assert!(File.run_many(&mut ctx, &[map(dir)]).is_none());
     }
 
     #[test]

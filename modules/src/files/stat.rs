@@ -57,16 +57,17 @@ impl Module for Stat {
             .set("sum", a.checksum_algorithm.command())
             .raw("\n__tilde \"$p\"; p=$__o\n");
         script = if a.follow {
-            script.raw("__kv st \"$(__stL \"$p\")\"\n")
+            script.raw("__kstL st \"$p\"\n")
         } else {
             script.raw(
-                "__kv st \"$(__st \"$p\")\"\n\
+                "__kst st \"$p\"\n\
                  if [ -L \"$p\" ]; then __kvc tgt readlink -- \"$p\"; __kvc real readlink -f -- \"$p\"; fi\n",
             )
         };
-        script = script.raw("__kv acc \"$(__acc \"$p\")\"\n");
+        // Printed as the record itself: `__acc` is all builtins, no fork needed.
+        script = script.raw("printf 'acc='; __acc \"$p\"; printf '\\0'\n");
         if a.get_checksum {
-            script = script.raw("__kv sum \"$(__sum \"$sum\" \"$p\")\"\n");
+            script = script.raw("__sumv \"$sum\" \"$p\"; __kv sum \"$__o\"\n");
         }
         let out = ctx.host.exec(&Cmd::script(script))?;
         let records = Records::parse(&out.stdout);

@@ -80,7 +80,7 @@ impl Module for TempFile {
              if [ -z \"$suf\" ]; then t=$(mktemp $dflag \"$d/${pre}XXXXXXXX\") || exit 1\n\
              elif ! t=$(mktemp $dflag --suffix=\"$suf\" \"$d/${pre}XXXXXXXX\" 2>/dev/null); then __mkt || exit 1; fi\n",
         );
-        script = script.raw("__kv path \"$t\"; __kv st \"$(__st \"$t\")\"");
+        script = script.raw("__kv path \"$t\"; __kst st \"$t\"");
         let out = ctx.host.exec(&Cmd::script(script))?;
         let records = Records::parse(&out.stdout);
         let path = match records.get("path") {

@@ -56,20 +56,22 @@ impl TextFile {
 }
 
 /// The one script that reads everything, as `files::common` records: `path` (`~` expanded),
-/// `kind`, the remote user's `umask uid gid groups user group`; then for a file its resolved
-/// path `real`, its stat `st` and, raw after `__rest content`, its bytes.
+/// `kind`, the remote user's `umask uid gid groups` and, when there is no file yet, the
+/// `user` and `group` names a new one gets; for a file its resolved path `real` (`readlink`
+/// only for a symlink or a relative path: other paths already name the file), its stat `st`
+/// and, raw after `__rest content`, its bytes. No other process starts for an existing file
+/// than `stat` and `cat`.
 fn read_script(path: &str) -> Script {
     Script::new().raw(PRELUDE).set("p", path).raw(
         "\n__tilde \"$p\"; p=$__o\n\
          if [ -d \"$p\" ]; then k=dir; elif [ -e \"$p\" ]; then k=file; \
          else case $p in */*) dir=${p%/*}; dir=${dir:-/};; *) dir=.;; esac; \
          if [ -d \"$dir\" ]; then k=missing; else k=orphan; fi; fi\n\
-         __kv path \"$p\"; __kv kind \"$k\"; __kv umask \"$(umask)\"\n\
-         __kv uid \"$(id -u)\"; __kv gid \"$(id -g)\"; __kv groups \"$(id -G)\"\n\
-         __kv user \"$(id -un 2>/dev/null)\"; __kv group \"$(id -gn 2>/dev/null)\"\n\
-         [ \"$k\" = file ] || exit 0\n\
-         r=$(readlink -f -- \"$p\" 2>/dev/null && echo x) && r=${r%??} || r=$p\n\
-         __kv real \"$r\"; __kv st \"$(__st \"$r\")\"\n\
+         __kv path \"$p\"; __kv kind \"$k\"; __kumask; __kids\n\
+         if [ \"$k\" != file ]; then __kv user \"$(id -un 2>/dev/null)\"; __kv group \"$(id -gn 2>/dev/null)\"; exit 0; fi\n\
+         r=; case $p in /*) [ -L \"$p\" ] || r=$p;; esac\n\
+         [ -n \"$r\" ] || { r=$(readlink -f -- \"$p\" 2>/dev/null && echo x) && r=${r%??} || r=$p; }\n\
+         __kv real \"$r\"; __kst st \"$r\"\n\
          __rest content; exec cat -- \"$r\"\n",
     )
 }
@@ -117,7 +119,10 @@ fn parse_read_output(stdout: &[u8]) -> Result<TextFile, String> {
     let user = RemoteUser {
         uid: number("uid")?,
         gid: number("gid")?,
-        groups: field("groups")?
+        // No `Groups:` line (or none at all): no supplementary groups.
+        groups: r
+            .get("groups")
+            .unwrap_or_default()
             .split_whitespace()
             .filter_map(|g| g.parse().ok())
             .collect(),
