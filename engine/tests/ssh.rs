@@ -630,7 +630,11 @@ fn files_of_several_mib_and_hostile_names_and_contents_travel_intact() {
              \x20   - file:\n        path: {dir}\n        state: directory\n\
              \x20   - copy:\n        src: big.bin\n        dest: {big}\n        mode: '0640'\n\
              \x20   - copy:\n        content: {content}\n        dest: {hostile}\n\
-             \x20   - fetch:\n        src: {hostile}\n        dest: {fetched}\n        flat: true\n",
+             \x20   - fetch:\n        src: {hostile}\n        dest: {fetched}\n        flat: true\n\
+             \x20   - copy:\n        content: \"#!/bin/sh\\n\"\n        dest: {tool}\n        mode: '0775'\n\
+             \x20   - lineinfile:\n        path: {shared}\n        line: x\n        create: true\n        mode: '0664'\n",
+            tool = yaml_quoted(&base.join("tool").display().to_string()),
+            shared = yaml_quoted(&base.join("shared.conf").display().to_string()),
             dir = yaml_quoted(&base.join("dir with space").display().to_string()),
             big = yaml_quoted(&big_dest.display().to_string()),
             content = yaml_quoted(hostile_content),
@@ -656,6 +660,14 @@ fn files_of_several_mib_and_hostile_names_and_contents_travel_intact() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o640);
+    // Modes are exact: the transfer sets them without the server's umask (022) in the way.
+    for (name, want) in [("tool", 0o775), ("shared.conf", 0o664)] {
+        let mode = std::fs::metadata(base.join(name))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, want, "{name}");
+    }
     assert_eq!(
         std::fs::read_to_string(&hostile_dest).expect("hostile copied"),
         hostile_content.replace("{{ '{' }}", "{")

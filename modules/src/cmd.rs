@@ -242,14 +242,24 @@ pub fn atomic_write_script(dest: &str, attrs: &crate::FileAttrs) -> Script {
 
 /// The second half of a transfer whose data already sits in `temp` (uploaded beside `dest`
 /// by SFTP): attributes as [`atomic_write_script`] sets them, then the rename over `dest`;
-/// `temp` is removed on any failure.
-pub fn finish_upload_script(temp: &str, dest: &str, attrs: &crate::FileAttrs) -> Script {
+/// `temp` is removed on any failure. With `mode_set`, the transfer already gave `temp`
+/// `attrs.mode` (SFTP sets it without a process), so only owner and group are left.
+pub fn finish_upload_script(
+    temp: &str,
+    dest: &str,
+    attrs: &crate::FileAttrs,
+    mode_set: bool,
+) -> Script {
     let s = Script::new()
         .set("d", dest)
         .raw(";")
         .set("t", temp)
         .raw("; trap 'rm -f \"$t\"' EXIT;");
-    set_attributes_and_rename(s, attrs)
+    if mode_set && attrs.mode.is_some() {
+        set_owner_and_rename(s, attrs)
+    } else {
+        set_attributes_and_rename(s, attrs)
+    }
 }
 
 /// The directory a temp file for `dest` goes in, so that the final rename stays on one filesystem.
@@ -277,6 +287,11 @@ fn set_attributes_and_rename(mut s: Script, attrs: &crate::FileAttrs) -> Script 
             )
         }
     }
+    set_owner_and_rename(s, attrs)
+}
+
+/// Owner and group onto `$t`, then `mv -f "$t" "$d"`.
+fn set_owner_and_rename(mut s: Script, attrs: &crate::FileAttrs) -> Script {
     match (&attrs.owner, &attrs.group) {
         (Some(o), Some(g)) => {
             s = s

@@ -72,14 +72,15 @@ pub trait Host {
     /// Write `data` to `dest` atomically: a 0600 temp file beside `dest`, attributes set,
     /// then renamed over `dest`. A dropped connection leaves the old file intact.
     fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError>;
-    /// Write `data` to `path`, a temporary name that must not exist yet, as a 0600 file of the
-    /// connecting user: nothing else. For a module whose next command finishes the file
-    /// anyway (attributes, validation, backup, the rename over the destination), which then
-    /// needs no command of its own here (the SSH connection writes it by SFTP alone). A
-    /// dropped connection may leave `path` behind, never touches anything else.
-    fn put_new(&mut self, data: &[u8], path: &str) -> Result<(), HostError> {
+    /// Write `data` to `path`, a temporary name that must not exist yet, as a file of the
+    /// connecting user with exactly `mode` (0600 while it is written): nothing else. For a
+    /// module whose next command finishes the file anyway (owner, validation, backup, the
+    /// rename over the destination), which then needs no command of its own here (the SSH
+    /// connection does it all by SFTP). A dropped connection may leave `path` behind, never
+    /// touches anything else.
+    fn put_new(&mut self, data: &[u8], path: &str, mode: u32) -> Result<(), HostError> {
         let attrs = FileAttrs {
-            mode: Some(0o600),
+            mode: Some(mode),
             ..FileAttrs::default()
         };
         self.put(data, path, &attrs)

@@ -151,10 +151,10 @@ impl Host for SshHost {
         result
     }
 
-    fn put_new(&mut self, data: &[u8], path: &str) -> Result<(), HostError> {
+    fn put_new(&mut self, data: &[u8], path: &str, mode: u32) -> Result<(), HostError> {
         let left_behind = RefCell::new(None);
-        let result =
-            self.with_link(|link, options| link.upload_new(data, path, options, &left_behind));
+        let result = self
+            .with_link(|link, options| link.upload_new(data, path, mode, options, &left_behind));
         if let (Err(HostError::Unreachable(_)), Some(temp)) = (&result, left_behind.take()) {
             self.remove_left_behind(&temp);
         }
@@ -829,8 +829,8 @@ impl Link {
             dir.trim_end_matches('/'),
             random_suffix()
         );
-        write_new_file(&sftp, data, &temp, dest, left_behind)?;
-        let script = modules::cmd::finish_upload_script(&temp, dest, attrs);
+        write_new_file(&sftp, data, &temp, dest, attrs.mode, left_behind)?;
+        let script = modules::cmd::finish_upload_script(&temp, dest, attrs, true);
         let out = self
             .run(&Cmd::script(script), None, options.command_timeout)
             // The data is already uploaded: no silent retry from the start.
@@ -847,24 +847,26 @@ impl Link {
         }
     }
 
-    /// [`Host::put_new`] over SFTP: the data into a new 0600 file at `path`, and no command.
+    /// [`Host::put_new`] over SFTP: the data into a new file at `path`, given `mode`, and no
+    /// command.
     fn upload_new(
         &mut self,
         data: &[u8],
         path: &str,
+        mode: u32,
         options: &ConnectOptions,
         left_behind: &RefCell<Option<String>>,
     ) -> Result<(), Failure> {
         let Some(sftp) = self.sftp(options)? else {
             let attrs = FileAttrs {
-                mode: Some(0o600),
+                mode: Some(mode),
                 ..FileAttrs::default()
             };
             return self.upload_through_shell(data, path, &attrs, options);
         };
         self.session.set_blocking(true);
         self.session.set_timeout(self.blocking_timeout(options));
-        write_new_file(&sftp, data, path, path, left_behind)
+        write_new_file(&sftp, data, path, path, Some(mode), left_behind)
     }
 
     /// Without SFTP: the data goes to `atomic_write_script` on stdin, as the local connection does.
@@ -986,14 +988,17 @@ fn find_bytes(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     None
 }
 
-/// Creates `path` (it must not exist) as a 0600 file holding `data` over SFTP (blocking).
-/// `left_behind` names it from its creation on, so a broken connection can clean it up; a
-/// write the host refused removes it at once. Messages name `dest`, the file being written.
+/// Creates `path` (it must not exist) as a 0600 file holding `data` over SFTP (blocking),
+/// then gives it `mode` if asked (an SFTP request: exactly these bits, no umask, and no
+/// process on the target). `left_behind` names it from its creation on, so a broken
+/// connection can clean it up; a write the host refused removes it at once. Messages name
+/// `dest`, the file being written.
 fn write_new_file(
     sftp: &Sftp,
     data: &[u8],
     path: &str,
     dest: &str,
+    mode: Option<u32>,
     left_behind: &RefCell<Option<String>>,
 ) -> Result<(), Failure> {
     let file_path = Path::new(path);
@@ -1009,6 +1014,19 @@ fn write_new_file(
     let written = data
         .chunks(IO_CHUNK * 4)
         .try_for_each(|chunk| file.write_all(chunk))
+        .and_then(|()| match mode {
+            Some(perm) => file
+                .setstat(ssh2::FileStat {
+                    size: None,
+                    uid: None,
+                    gid: None,
+                    perm: Some(perm),
+                    atime: None,
+                    mtime: None,
+                })
+                .map_err(io::Error::from),
+            None => Ok(()),
+        })
         .and_then(|()| file.close().map_err(io::Error::from));
     drop(file);
     if let Err(e) = written {

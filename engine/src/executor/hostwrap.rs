@@ -144,13 +144,13 @@ impl Host for TaskHost<'_> {
         }
     }
 
-    fn put_new(&mut self, data: &[u8], path: &str) -> Result<(), HostError> {
+    fn put_new(&mut self, data: &[u8], path: &str, mode: u32) -> Result<(), HostError> {
         if self.become_.is_none() {
-            return self.inner.put_new(data, path);
+            return self.inner.put_new(data, path, mode);
         }
         // As another user: written by that user, through `put`.
         let attrs = FileAttrs {
-            mode: Some(0o600),
+            mode: Some(mode),
             ..FileAttrs::default()
         };
         self.put(data, path, &attrs)

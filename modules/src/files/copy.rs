@@ -4,8 +4,8 @@
 //!
 //! Round trips: one exec reads the destination (stat, sha1, parent directory, and the old
 //! content when a diff is wanted), which is all a converged copy costs. A content change adds
-//! the transfer (`Host::put_new`: the bytes to a temporary name beside `dest`, by SFTP alone
-//! over SSH) and one exec that gives it its mode, validates,
+//! the transfer (`Host::put_new`: the bytes and the mode to a temporary name beside `dest`,
+//! by SFTP alone over SSH) and one exec that validates,
 //! backs up and renames it into place and stats the result; a mode/owner-only change is one
 //! exec more.
 //!
@@ -325,10 +325,12 @@ impl Module for Copy {
         }
 
         let tmp = join_path(&parent, &temp_name());
+        // A replaced file's mode, the source's (remote_src), or the umask default; then `mode`.
+        let new_mode = mode.unwrap_or(base_perm);
         if let Source::Bytes(data) = &source {
-            // Only the bytes: the script below gives the file its mode and renames it,
-            // so the transfer needs no command of its own.
-            match ctx.host.put_new(data, &tmp) {
+            // The bytes and the mode: the script below renames the file into place, so the
+            // transfer needs no command of its own.
+            match ctx.host.put_new(data, &tmp, new_mode) {
                 Ok(()) => {}
                 Err(HostError::Transfer(msg)) => return Ok(Outcome::failed(msg)),
                 Err(e) => return Err(e.into()),
@@ -343,13 +345,11 @@ impl Module for Copy {
             script = script
                 .set("s", r.get("xsrc").unwrap_or(s))
                 .raw("\ncp -- \"$s\" \"$t\" || __fail cp\n")
-                .raw("touch -r \"$s\" -- \"$t\" 2>/dev/null\n");
+                .raw("touch -r \"$s\" -- \"$t\" 2>/dev/null\n")
+                .raw("chmod --")
+                .arg(format!("{new_mode:o}"))
+                .raw("\"$t\" || __fail chmod\n");
         }
-        // A replaced file's mode, the source's (remote_src), or the umask default; then `mode`.
-        script = script
-            .raw("chmod --")
-            .arg(format!("{:o}", mode.unwrap_or(base_perm)))
-            .raw("\"$t\" || __fail chmod\n");
         // Ansible keeps the replaced file's owner and group (when it may: as root).
         if let (Some(old), Source::Bytes(_), Some("0")) = (&st, &source, r.get("uid")) {
             script = script

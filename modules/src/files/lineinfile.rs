@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 
-use super::common::{Validate, WantAttrs};
+use super::common::{AttrPlan, Validate, WantAttrs};
 use super::pyre;
 use super::textfile::{self, WriteOptions};
 use crate::{args, Ctx, Map, Module, ModuleError, Outcome, Value};
@@ -294,6 +294,72 @@ impl Module for LineInFile {
     }
 
     fn run(&self, ctx: &mut Ctx<'_>, raw_args: &Map) -> Result<Outcome, ModuleError> {
+        let item = Item::prepare(raw_args)?;
+        let file = match textfile::read(ctx, &item.a.path)? {
+            Ok(file) => file,
+            Err(failed) => return Ok(failed),
+        };
+        let edit = match item.edit(&file)? {
+            Ok(edit) => edit,
+            Err(early) => return Ok(early),
+        };
+        let mut backup = String::new();
+        if edit.content_changed() && !ctx.check {
+            let opts = WriteOptions {
+                backup: item.a.backup,
+                validate: item.validate.as_ref(),
+                want: &item.want,
+            };
+            match textfile::write(ctx, &file, &pyre::encode(&edit.after), &opts)? {
+                Ok(path) => backup = path.unwrap_or_default(),
+                Err(e) => return Ok(Outcome::failed(e)),
+            }
+        }
+        let plan = match textfile::settle_attrs(ctx, &file, &item.want, edit.content_changed())? {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
+        Ok(item.outcome(&edit, &plan, backup, ctx.diff))
+    }
+
+    fn run_many(
+        &self,
+        ctx: &mut Ctx<'_>,
+        items: &[Map],
+    ) -> Option<Vec<Result<Outcome, ModuleError>>> {
+        run_batch(self, ctx, items)
+    }
+}
+
+/// One item's arguments, checked, with its patterns compiled.
+struct Item {
+    a: LineInFileArgs,
+    state: State,
+    backrefs: bool,
+    want: WantAttrs,
+    validate: Option<Validate>,
+    warnings: Vec<Value>,
+    regexp: Option<fancy_regex::Regex>,
+    insert_re: Option<fancy_regex::Regex>,
+}
+
+/// What an item does to the content it finds.
+struct ItemEdit {
+    before: String,
+    after: String,
+    msg: String,
+    /// `state=absent`: how many lines were removed.
+    found: Option<usize>,
+}
+
+impl ItemEdit {
+    fn content_changed(&self) -> bool {
+        self.after != self.before
+    }
+}
+
+impl Item {
+    fn prepare(raw_args: &Map) -> Result<Item, ModuleError> {
         let a: LineInFileArgs = args::parse("lineinfile", raw_args)?;
         mutually_exclusive(&[
             (
@@ -369,38 +435,48 @@ impl Module for LineInFile {
             }
             _ => None,
         };
+        Ok(Item {
+            a,
+            state,
+            backrefs,
+            want,
+            validate,
+            warnings,
+            regexp,
+            insert_re,
+        })
+    }
 
-        let file = match textfile::read(ctx, &a.path)? {
-            Ok(file) => file,
-            Err(failed) => return Ok(failed),
-        };
-        let exists = file.exists();
-        if !exists {
-            match state {
-                State::Absent => return Ok(Outcome::ok().with_msg("file not present")),
+    /// The edit this item makes to `file` as it is; `Ok(Err(outcome))`: the item ends here
+    /// (no file and nothing to create, or content that cannot be edited).
+    fn edit(&self, file: &textfile::TextFile) -> Result<Result<ItemEdit, Outcome>, ModuleError> {
+        let a = &self.a;
+        if !file.exists() {
+            match self.state {
+                State::Absent => return Ok(Err(Outcome::ok().with_msg("file not present"))),
                 State::Present if !a.create => {
-                    return Ok(
-                        Outcome::failed(format!("Destination {} does not exist !", a.path))
-                            .with("rc", 257),
-                    )
+                    return Ok(Err(Outcome::failed(format!(
+                        "Destination {} does not exist !",
+                        a.path
+                    ))
+                    .with("rc", 257)))
                 }
                 State::Present => {}
             }
         }
         let Some(before) = pyre::decode(&file.content) else {
-            return Ok(textfile::undecodable(&a.path));
+            return Ok(Err(textfile::undecodable(&a.path)));
         };
-
-        let (after, mut msg, found) = match state {
+        let (after, msg, found) = match self.state {
             State::Present => {
-                let insert = match (&a.insertafter, &a.insertbefore, &insert_re) {
+                let insert = match (&a.insertafter, &a.insertbefore, &self.insert_re) {
                     (_, _, Some(re)) if a.insertafter.is_some() => Insert::After(re),
                     (_, _, Some(re)) => Insert::Before(re),
                     (Some(after), _, None) if after == "BOF" => Insert::Bof,
                     (None, Some(before), None) if before == "BOF" => Insert::Bof,
                     _ => Insert::Eof,
                 };
-                let matcher = match (&regexp, &a.search_string) {
+                let matcher = match (&self.regexp, &a.search_string) {
                     (Some(re), _) => Some(Matcher::Regex(re)),
                     (None, Some(s)) => Some(Matcher::Search(s)),
                     (None, None) => None,
@@ -409,14 +485,14 @@ impl Module for LineInFile {
                     line: a.line.as_deref().unwrap_or_default(),
                     matcher,
                     insert,
-                    backrefs,
+                    backrefs: self.backrefs,
                     firstmatch: a.firstmatch,
                 };
                 let edit = present(&before, &spec).map_err(ModuleError::Failed)?;
                 (edit.content, edit.msg, None)
             }
             State::Absent => {
-                let matcher = match (&regexp, &a.search_string, &a.line) {
+                let matcher = match (&self.regexp, &a.search_string, &a.line) {
                     (Some(re), _, _) => AbsentMatcher::Regex(re),
                     (None, Some(s), _) => AbsentMatcher::Search(s),
                     (None, None, line) => AbsentMatcher::Line(line.as_deref().unwrap_or_default()),
@@ -430,46 +506,174 @@ impl Module for LineInFile {
                 (content, msg, Some(removed))
             }
         };
-        let content_changed = after != before;
+        Ok(Ok(ItemEdit {
+            before: before.into_owned(),
+            after,
+            msg,
+            found,
+        }))
+    }
+
+    /// The result, once the content is written (`backup`: the backup's path, or empty) and
+    /// `plan` holds the owner/group/mode changes.
+    fn outcome(&self, edit: &ItemEdit, plan: &AttrPlan, backup: String, diff: bool) -> Outcome {
+        let content_changed = edit.content_changed();
+        let mut msg = edit.msg.clone();
         let mut outcome = Outcome::changed(content_changed);
-        if ctx.diff && content_changed {
-            outcome
-                .diffs
-                .push(textfile::content_diff(&a.path, &before, &after));
+        if diff && content_changed {
+            outcome.diffs.push(textfile::content_diff(
+                &self.a.path,
+                &edit.before,
+                &edit.after,
+            ));
         }
-        let mut backup = String::new();
-        if content_changed && !ctx.check {
-            let opts = WriteOptions {
-                backup: a.backup,
-                validate: validate.as_ref(),
-                want: &want,
-            };
-            match textfile::write(ctx, &file, &pyre::encode(&after), &opts)? {
-                Ok(path) => backup = path.unwrap_or_default(),
-                Err(e) => return Ok(Outcome::failed(e)),
-            }
-        }
-        let plan = match textfile::settle_attrs(ctx, &file, &want, content_changed)? {
-            Ok(plan) => plan,
-            Err(e) => return Ok(Outcome::failed(e)),
-        };
         if !plan.is_empty() {
             msg = textfile::attrs_message(&msg, content_changed);
             outcome.changed = true;
-            if ctx.diff {
-                outcome.diffs.extend(textfile::attrs_diff(&a.path, &plan));
+            if diff {
+                outcome
+                    .diffs
+                    .extend(textfile::attrs_diff(&self.a.path, plan));
             }
         }
         outcome.msg = Some(msg);
         outcome = outcome.with("backup", backup);
-        if let Some(found) = found {
+        if let Some(found) = edit.found {
             outcome = outcome.with("found", found);
         }
-        if !warnings.is_empty() {
-            outcome = outcome.with("warnings", warnings);
+        if !self.warnings.is_empty() {
+            outcome = outcome.with("warnings", self.warnings.clone());
         }
-        Ok(outcome)
+        outcome
     }
+}
+
+/// [`Module::run_many`] for `lineinfile`: items that edit one file with the same file-level
+/// settings (`path`, `create`, `mode`; no `owner`/`group`, `backup` or `validate`) read it
+/// once, apply their edits one after the other on the controller, each seeing the content
+/// and mode the items before it left (none in check mode, where nothing is written), and
+/// write it once: one exec and one transfer (plus one exec for a mode-only change) instead of
+/// that per item. If the write fails, nothing changed on the target (writes are atomic), and
+/// the items run one by one to fail as they would have.
+fn run_batch(
+    module: &LineInFile,
+    ctx: &mut Ctx<'_>,
+    items: &[Map],
+) -> Option<Vec<Result<Outcome, ModuleError>>> {
+    if items.len() < 2 {
+        return None;
+    }
+    let prepared: Vec<Item> = items
+        .iter()
+        .map(|args| Item::prepare(args).ok())
+        .collect::<Option<_>>()?;
+    let first = &prepared[0].a;
+    let same_file = prepared.iter().all(|item| {
+        let a = &item.a;
+        a.path == first.path
+            && a.create == first.create
+            && a.mode == first.mode
+            && a.owner.is_none()
+            && a.group.is_none()
+            && !a.backup
+            && a.validate.is_none()
+    });
+    if !same_file {
+        return None;
+    }
+    let original = match textfile::read(ctx, &first.path) {
+        Ok(Ok(file)) => file,
+        // Nothing an item does can change what reading finds: the same for each item.
+        Ok(Err(failed)) => return Some(prepared.iter().map(|_| Ok(failed.clone())).collect()),
+        Err(e) => return Some(vec![Err(e)]),
+    };
+    let want = &prepared[0].want;
+    let mut file = original.clone();
+    let mut results = Vec::with_capacity(items.len());
+    let mut content_written = false;
+    let mut attrs_applied: Option<AttrPlan> = None;
+    for item in &prepared {
+        let edit = match item.edit(&file) {
+            Ok(Ok(edit)) => edit,
+            Ok(Err(early)) => {
+                results.push(Ok(early));
+                continue;
+            }
+            Err(e) => {
+                results.push(Err(e));
+                continue;
+            }
+        };
+        let changed = edit.content_changed();
+        // settle_attrs's plan, against the file as this item finds it.
+        let plan = if ctx.check && !file.exists() {
+            AttrPlan::default()
+        } else {
+            match want.plan(&file.stat, file.user.umask) {
+                Ok(plan) => plan,
+                // Bad modes fail every item alike, as alone: one by one.
+                Err(_) => return None,
+            }
+        };
+        results.push(Ok(item.outcome(&edit, &plan, String::new(), ctx.diff)));
+        if ctx.check {
+            continue;
+        }
+        // What the target would hold after this item, for the next one.
+        if changed {
+            let perm = match &want.mode {
+                Some(spec) => spec.resolve(file.stat.perm, false, file.user.umask).ok()?,
+                None => file.stat.perm,
+            };
+            file.kind = textfile::Kind::File;
+            file.stat.perm = perm;
+            file.content = pyre::encode(&edit.after);
+            content_written = true;
+        } else if !plan.is_empty() {
+            if let Some((_, bits)) = plan.mode {
+                file.stat.perm = bits;
+            }
+            attrs_applied.get_or_insert(plan);
+        }
+    }
+    if content_written {
+        let opts = WriteOptions {
+            backup: false,
+            validate: None,
+            want,
+        };
+        match textfile::write(ctx, &original, &file.content, &opts) {
+            Ok(Ok(_)) => {}
+            // Nothing was written: as one by one, where each item meets the same refusal.
+            Ok(Err(_)) => return Some(one_by_one(module, ctx, items)),
+            Err(e) => return Some(vec![Err(e)]),
+        }
+    } else if attrs_applied.is_some() {
+        match textfile::settle_attrs(ctx, &original, want, false) {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Some(one_by_one(module, ctx, items)),
+            Err(e) => return Some(vec![Err(e)]),
+        }
+    }
+    Some(results)
+}
+
+/// Each item through `run`, in order, stopping after a lost host.
+fn one_by_one(
+    module: &LineInFile,
+    ctx: &mut Ctx<'_>,
+    items: &[Map],
+) -> Vec<Result<Outcome, ModuleError>> {
+    let mut results = Vec::with_capacity(items.len());
+    for args in items {
+        let result = module.run(ctx, args);
+        let gone = matches!(result, Err(ModuleError::Host(_)));
+        results.push(result);
+        if gone {
+            break;
+        }
+    }
+    results
 }
 
 #[cfg(test)]
@@ -539,6 +743,143 @@ mod tests {
     (Some(b"b\n"), r#"{"insertbefore": "^b", "line": "x"}"#, Some(b"x\nb\n"), r#"{"backup": "", "changed": true, "msg": "line added"}"#),
     (Some(b"x\nb\n"), r#"{"insertbefore": "^b", "line": "x"}"#, Some(b"x\nb\n"), r#"{"backup": "", "changed": false, "msg": ""}"#),
     ];
+
+    /// Runs `items` (JSON; `{}` stands for the scratch directory) one by one in one scratch
+    /// directory and through `run_many` in another, both prepared by `setup`; checks that
+    /// outcomes, file contents and modes are the same. Returns the batch's (execs, puts).
+    fn same_as_one_by_one(
+        setup: &dyn Fn(&std::path::Path),
+        items: &[&str],
+        check: bool,
+        diff: bool,
+    ) -> (usize, usize) {
+        use crate::files::testkit::{run_on, CountingHost};
+        let (one, many) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        setup(one.path());
+        setup(many.path());
+        let root = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+        let args = |dir: &std::path::Path| -> Vec<Map> {
+            items
+                .iter()
+                .map(
+                    |item| match serde_json::from_str(&item.replace("{}", &root(dir))) {
+                        Ok(Value::Object(map)) => map,
+                        _ => panic!("an object"),
+                    },
+                )
+                .collect()
+        };
+        let shown = |o: &Result<Outcome, ModuleError>, dir: &std::path::Path| -> String {
+            let text = match o {
+                Ok(o) => format!("{:?} {:?}", o.to_result(), o.diffs),
+                Err(e) => format!("error {e}"),
+            };
+            text.replace(&root(dir), "ROOT")
+        };
+        let mut local = crate::local::LocalHost::new("one");
+        let one_by_one: Vec<String> = args(one.path())
+            .iter()
+            .map(|a| shown(&run_on(&mut local, &LineInFile, a, check, diff), one.path()))
+            .collect();
+        let mut counting = CountingHost::new();
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut counting,
+            check,
+            diff,
+            facts: &facts,
+        };
+        let batched: Vec<String> = LineInFile
+            .run_many(&mut ctx, &args(many.path()))
+            .expect("batched")
+            .iter()
+            .map(|o| shown(o, many.path()))
+            .collect();
+        assert_eq!(batched, one_by_one);
+        let state = |dir: &std::path::Path| {
+            let mut out: Vec<(String, Vec<u8>, u32)> = std::fs::read_dir(dir)
+                .expect("ls")
+                .map(|e| {
+                    let path = e.expect("entry").path();
+                    let content = std::fs::read(&path).unwrap_or_default();
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    (name.unwrap_or_default(), content, mode_of(&path))
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        assert_eq!(state(many.path()), state(one.path()));
+        (counting.execs, counting.puts)
+    }
+
+    #[test]
+    fn a_batch_of_edits_to_one_file_matches_one_by_one_in_one_read_and_one_write() {
+        let items = [
+            r#"{"path": "{}/60-app.conf", "regexp": "^vm\\.swappiness\\s*=", "line": "vm.swappiness = 10", "create": true, "mode": "0644"}"#,
+            r#"{"path": "{}/60-app.conf", "regexp": "^net\\.core\\.somaxconn\\s*=", "line": "net.core.somaxconn = 1024", "create": true, "mode": "0644"}"#,
+            r#"{"path": "{}/60-app.conf", "regexp": "^vm\\.swappiness\\s*=", "line": "vm.swappiness = 20", "create": true, "mode": "0644"}"#,
+            r#"{"path": "{}/60-app.conf", "line": "net.core.somaxconn = 1024", "state": "absent", "create": true, "mode": "0644"}"#,
+            r#"{"path": "{}/60-app.conf", "line": "fs.file-max = 1", "insertbefore": "BOF", "create": true, "mode": "0644"}"#,
+        ];
+        let nothing = |_: &std::path::Path| {};
+        // Created: one read, one write (no parent to make).
+        assert_eq!(same_as_one_by_one(&nothing, &items, false, true), (1, 1));
+        assert_eq!(same_as_one_by_one(&nothing, &items, true, true), (1, 0));
+        let existing = |dir: &std::path::Path| {
+            let path = dir.join("60-app.conf");
+            std::fs::write(&path, "fs.file-max = 1\nvm.swappiness = 20\n").expect("write");
+            let mode =
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+            std::fs::set_permissions(&path, mode).expect("chmod");
+        };
+        // Only the mode changes (first item), then content: one read, one write.
+        assert_eq!(same_as_one_by_one(&existing, &items, false, true), (1, 1));
+        assert_eq!(same_as_one_by_one(&existing, &items, true, false), (1, 0));
+        // Converged but for the mode: one read, one exec for the mode.
+        let converged = [items[2], items[4]];
+        assert_eq!(
+            same_as_one_by_one(&existing, &converged, false, true),
+            (2, 0)
+        );
+    }
+
+    #[test]
+    fn a_batch_that_cannot_write_fails_each_item_as_alone() {
+        let items = [
+            r#"{"path": "{}/missing", "line": "a"}"#,
+            r#"{"path": "{}/missing", "line": "b", "state": "absent"}"#,
+        ];
+        same_as_one_by_one(&|_| {}, &items, false, true);
+        // The parent is a file: the write fails, and so does each item one by one.
+        let blocked = [
+            r#"{"path": "{}/file/x", "line": "a", "create": true}"#,
+            r#"{"path": "{}/file/x", "line": "b", "create": true}"#,
+        ];
+        let file = |dir: &std::path::Path| std::fs::write(dir.join("file"), "x").expect("file");
+        same_as_one_by_one(&file, &blocked, false, true);
+        // Items on different files, or with a backup, are left to the caller.
+        let mut host = crate::local::LocalHost::new("t");
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check: false,
+            diff: false,
+            facts: &facts,
+        };
+        let map = |text: &str| match serde_json::from_str(text) {
+            Ok(Value::Object(m)) => m,
+            _ => panic!("object"),
+        };
+        let a = map(r#"{"path": "/tmp/a", "line": "x"}"#);
+        let b = map(r#"{"path": "/tmp/b", "line": "x"}"#);
+        let backup = map(r#"{"path": "/tmp/a", "line": "y", "backup": true}"#);
+        assert!(LineInFile.run_many(&mut ctx, &[a.clone(), b]).is_none());
+        assert!(LineInFile.run_many(&mut ctx, &[a, backup]).is_none());
+    }
 
     #[test]
     fn behaves_like_ansible_on_recorded_cases() {
