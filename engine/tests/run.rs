@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::{copy_dir, text};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -33,10 +36,6 @@ fn play(dir: &Path, args: &[&str]) -> Output {
     play_command(dir, args, &[]).output().expect("play runs")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// The PLAY RECAP line of one host.
 fn recap_line(out: &str, host: &str) -> String {
     out.lines()
@@ -44,19 +43,6 @@ fn recap_line(out: &str, host: &str) -> String {
         .unwrap_or_else(|| panic!("no recap line for {host} in:\n{out}"))
         .trim_end()
         .to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
 }
 
 fn normalise_timestamps(s: &str) -> String {

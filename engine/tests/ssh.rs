@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 use testbed::SshHosts;
 
+mod common;
+use common::{copy_dir, text};
+
 /// A scratch directory with an empty home, so the machine's own ~/.ssh never plays a part.
 struct Workdir {
     dir: tempfile::TempDir,
@@ -52,10 +55,6 @@ impl Workdir {
     fn play(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("play runs")
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The PLAY RECAP line of one host.
@@ -959,19 +958,6 @@ fn a_command_outliving_the_command_timeout_makes_the_host_unreachable() {
     assert!(stdout.contains("ansible_command_timeout"), "{stdout}");
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
 /// The roles conformance fixture (diamond dependency, two parameter sets, precedence, handlers
 /// across roles, a second roles path) on three real sshd hosts: the same output as
 /// ansible-core 2.19 gave over the local connection, first and second run.
@@ -980,7 +966,7 @@ fn roles_fixture_over_ssh_matches_ansible() {
     let hosts = start(3);
     let work = Workdir::new();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance");
-    copy_tree(&fixtures.join("roles"), work.path());
+    copy_dir(&fixtures.join("roles"), work.path());
     hosts.write_inventory(work.path(), "fleet");
     let run = || {
         work.command(&["-i", "inventory.yml", "site.yml", "-e", "prec_extra=extra"])
