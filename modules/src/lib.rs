@@ -12,6 +12,7 @@ pub mod files;
 pub mod local;
 pub mod pyfmt;
 pub mod system;
+pub mod tools;
 
 use std::fmt;
 
