@@ -1090,7 +1090,13 @@ fn fmt_seconds(s: f64) -> String {
 /// A module's result as the task's.
 pub(crate) fn module_ran(result: Result<modules::Outcome, modules::ModuleError>) -> Ran {
     match result {
-        Ok(outcome) => Ran::ok(outcome.to_result()),
+        // `to_result` without copying the module's keys (a setup result is big): they are
+        // taken, and the rest (`changed`, `msg`, ...) added to them in `to_result`'s order.
+        Ok(mut outcome) => {
+            let mut result = std::mem::take(&mut outcome.result);
+            result.extend(outcome.to_result());
+            Ran::ok(result)
+        }
         Err(modules::ModuleError::Args(msg)) | Err(modules::ModuleError::Failed(msg)) => {
             Ran::failed(msg)
         }
