@@ -19,6 +19,7 @@
 //! Hosts are addressed by their index in [`SshHosts::hosts`] (0 for h1).
 
 mod address;
+mod http;
 mod inventory;
 mod netns;
 mod procs;
@@ -43,6 +44,7 @@ use spawn::{spawn_tied, tied_command};
 use sshd::{KeyGen, SshdConfig, SSHD};
 use users::UserLease;
 
+pub use http::{HttpRequest, HttpServer, HTTP_JSON_BODY};
 pub use users::TestUser;
 
 /// Bound for every sshd of a host set to listen: generous, because the machines running the
