@@ -155,6 +155,11 @@ const PROVIDERS: &[Provider] = &[
         debian: "openssh-client",
         arch: "openssh",
     },
+    Provider {
+        tool: "od",
+        debian: "coreutils",
+        arch: "coreutils",
+    },
 ];
 
 /// The package names that provide `tool`: "curl" for curl, "passwd (Debian) / shadow (Arch)"
