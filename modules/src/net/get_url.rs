@@ -524,7 +524,8 @@ __fetch "$tmp" "$T/hdr"
 __code "$T/hdr"
 case $u0 in file:/*) ;; *) [ "$__o" = 200 ] || __fail fetch;; esac
 if [ -n "$isdir" ]; then
-  __u0=$u0; [ -z "$__w" ] || __u0=${__w#* }; __u0=${__u0#* }
+  if [ -n "$__w" ]; then __u0=${__w#* }; __u0=${__u0#* }
+  else __u0=$(awk 'tolower($1) == "location:" { v = $2 } END { print v }' "$T/hdr" | tr -d '\r'); __u0=${__u0:-$u0}; fi
   __respname "$T/hdr" "$__u0"; d=$d/${__o:-index.html}
 fi
 __kv path "$d"
@@ -761,5 +762,201 @@ mod tests {
         );
         assert_eq!(url_filename("http://h/a/b.tgz?x"), "b.tgz");
         assert_eq!(url_filename("http://h/"), "index.html");
+    }
+}
+
+#[cfg(test)]
+mod download_tests {
+    use super::*;
+    use crate::local::LocalHost;
+    use serde_json::json;
+    use std::path::Path;
+    use testbed::HttpServer;
+
+    fn run(check: bool, args: Value) -> Map {
+        let mut host = LocalHost::new("localhost");
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check,
+            diff: false,
+            facts: &facts,
+        };
+        let Value::Object(map) = args else {
+            panic!("object")
+        };
+        GetUrl.run(&mut ctx, &map).expect("runs").to_result()
+    }
+
+    fn sha256(data: &[u8]) -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sha256sum | cut -d' ' -f1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(data)?;
+                c.wait_with_output()
+            })
+            .expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Names in `dir` that are leftovers of a download.
+    fn temps(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .expect("read_dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".play-tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn downloads_once_then_leaves_the_file_alone() {
+        let served = tempfile::tempdir().expect("tempdir");
+        std::fs::write(served.path().join("f.txt"), "hello\n").expect("write");
+        let server = HttpServer::start(served.path()).expect("server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("a 'b' $(c)\n.txt");
+        let d = dest.to_str().expect("utf-8");
+        let url = server.url("/f.txt");
+        let args = json!({"url": url, "dest": d, "headers": {"X-Odd": "a \"b\" 'c' $(d)"}});
+
+        let r = run(true, args.clone());
+        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        assert!(!dest.exists(), "check mode wrote the file");
+        assert_eq!(server.requests()[0].method, "HEAD");
+
+        let r = run(false, args.clone());
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(r["msg"], "OK (6 bytes)");
+        assert_eq!(r["status_code"], 200);
+        assert_eq!(r["checksum_src"], "f572d396fae9206628714fb2ce00f72e94f2258f");
+        assert_eq!(r["checksum_dest"], Value::Null);
+        assert_eq!(r["md5sum"], "b1946ac92492d2347c6235b4d2611184");
+        assert_eq!(r["size"], 6);
+        assert_eq!(r["dest"], d);
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "hello\n");
+        let get = server.requests().pop().expect("request");
+        assert_eq!(get.header("x-odd"), Some("a \"b\" 'c' $(d)"));
+        assert_eq!(get.header("user-agent"), Some("ansible-httpget"));
+
+        let before = server.requests().len();
+        let r = run(false, args.clone());
+        assert_eq!((r["changed"].clone(), r["msg"].clone()), (json!(false), json!("file already exists")));
+        assert_eq!(server.requests().len(), before, "an existing file is not fetched again");
+
+        // force: fetched again, replaced only when it differs.
+        let forced = json!({"url": url, "dest": d, "force": true});
+        let r = run(false, forced.clone());
+        assert_eq!(r["changed"], false, "{r:?}");
+        std::fs::write(served.path().join("f.txt"), "hello again\n").expect("write");
+        let r = run(false, forced);
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "hello again\n");
+        assert!(temps(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn checksums_guard_the_destination() {
+        let served = tempfile::tempdir().expect("tempdir");
+        let data = b"archive bytes\n";
+        std::fs::write(served.path().join("pkg.tgz"), data).expect("write");
+        let good = sha256(data);
+        std::fs::write(
+            served.path().join("SHA256SUMS"),
+            format!("0000  other.tgz\n{good}  pkg.tgz\n"),
+        )
+        .expect("write");
+        let server = HttpServer::start(served.path()).expect("server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("pkg.tgz");
+        let d = dest.to_str().expect("utf-8");
+        let url = server.url("/pkg.tgz");
+
+        // A bad digest: nothing is left behind, an old file stays.
+        std::fs::write(&dest, "old\n").expect("write");
+        let bad = "0".repeat(64);
+        let r = run(false, json!({"url": url, "dest": d, "checksum": format!("sha256:{bad}")}));
+        assert_eq!(r["failed"], true, "{r:?}");
+        let msg = r["msg"].as_str().expect("msg");
+        assert!(
+            msg.starts_with("The checksum for ") && msg.ends_with(&format!(" did not match {bad}; it was {good}.")),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "old\n");
+        assert!(temps(dir.path()).is_empty(), "{:?}", temps(dir.path()));
+
+        // The right digest replaces the mismatching file, then leaves it alone.
+        let args = json!({"url": url, "dest": d, "checksum": format!("sha256:{}", good.to_uppercase()), "mode": "0640"});
+        let r = run(false, args.clone());
+        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        assert_eq!(r["mode"], "0640");
+        let r = run(false, args);
+        assert_eq!((r["changed"].clone(), r["msg"].clone()), (json!(false), json!("file already exists")));
+
+        // A checksum file by URL.
+        std::fs::remove_file(&dest).expect("rm");
+        let sums = json!({"url": url, "dest": d, "checksum": format!("sha256:{}", server.url("/SHA256SUMS"))});
+        let r = run(false, sums.clone());
+        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        let r = run(false, sums);
+        assert_eq!(r["changed"], false, "{r:?}");
+        let r = run(false, json!({"url": server.url("/f.txt"), "dest": d, "checksum": format!("sha1:{}", server.url("/SHA256SUMS")), "force": false}));
+        assert_eq!(
+            r["msg"],
+            format!("Unable to find a checksum for file 'f.txt' in '{}'", server.url("/SHA256SUMS"))
+        );
+    }
+
+    #[test]
+    fn http_errors_directories_and_credentials() {
+        let served = tempfile::tempdir().expect("tempdir");
+        let server = HttpServer::start(served.path()).expect("server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().to_str().expect("utf-8");
+
+        let r = run(false, json!({"url": server.url("/missing.txt"), "dest": format!("{d}/x")}));
+        assert_eq!(r["failed"], true);
+        assert_eq!(r["msg"], "Request failed");
+        assert_eq!(r["status_code"], 404);
+        assert_eq!(r["response"], "HTTP Error 404: Not Found");
+        assert!(!dir.path().join("x").exists());
+        assert!(temps(dir.path()).is_empty());
+
+        // Into a directory: the name comes from the URL (after redirects).
+        let r = run(false, json!({"url": server.url("/redirect/2"), "dest": d}));
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(r["dest"], format!("{d}/json"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("json")).expect("read"),
+            testbed::HTTP_JSON_BODY
+        );
+
+        // Credentials travel in curl's config, not in an argv.
+        let secret = "s3cr3t 'pw' $(x)";
+        let r = run(
+            false,
+            json!({"url": server.url(&format!("/basic-auth/user/{}", "s3cr3t")), "dest": format!("{d}/auth"),
+                   "url_username": "user", "url_password": "s3cr3t", "force_basic_auth": true}),
+        );
+        assert_eq!(r["changed"], true, "{r:?}");
+        let r = run(
+            false,
+            json!({"url": server.url("/basic-auth/user/x"), "dest": format!("{d}/auth2"),
+                   "url_username": "user", "url_password": secret}),
+        );
+        assert_eq!(r["status_code"], 401, "{r:?}");
+
+        let r = run(false, json!({"url": "http://127.0.0.1:1/x", "dest": format!("{d}/refused")}));
+        assert_eq!(
+            r["msg"],
+            "Request failed: <urlopen error [Errno 111] Connection refused>"
+        );
+        let r = run(false, json!({"url": server.url("/status/200"), "dest": format!("{d}/no/such/dir")}));
+        assert_eq!(r["msg"], format!("Destination {d}/no/such does not exist"));
     }
 }

@@ -617,3 +617,167 @@ mod tests {
         assert_eq!(remote_head("", "HEAD", None), None);
     }
 }
+
+#[cfg(test)]
+mod repo_tests {
+    use super::*;
+    use crate::local::LocalHost;
+    use serde_json::json;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn run(check: bool, args: Value) -> Map {
+        let mut host = LocalHost::new("localhost");
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check,
+            diff: false,
+            facts: &facts,
+        };
+        let Value::Object(map) = args else {
+            panic!("object")
+        };
+        match Git.run(&mut ctx, &map) {
+            Ok(o) => o.to_result(),
+            Err(e) => {
+                let mut m = Map::new();
+                m.insert("error".into(), Value::String(e.to_string()));
+                m
+            }
+        }
+    }
+
+    fn git(dir: &Path, args: &str) -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "git -c user.name=t -c user.email=t@e -c init.defaultBranch=main {args}"
+            ))
+            .current_dir(dir)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A work repository with one commit, tagged v1 (annotated), and a branch `dev`.
+    fn origin(dir: &Path) -> std::path::PathBuf {
+        let src = dir.join("origin repo");
+        std::fs::create_dir(&src).expect("mkdir");
+        git(&src, "init -q");
+        std::fs::write(src.join("README"), "one\n").expect("write");
+        git(&src, "add README && git -c user.name=t -c user.email=t@e commit -q -m one");
+        git(&src, "tag -a v1 -m v1 && git branch dev");
+        src
+    }
+
+    #[test]
+    fn clone_update_pin_and_local_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = origin(dir.path());
+        let repo = src.to_str().expect("utf-8");
+        let dest = dir.path().join("checkout 'x' $(y)");
+        let d = dest.to_str().expect("utf-8");
+        let first = git(&src, "rev-parse HEAD");
+        let args = json!({"repo": repo, "dest": d});
+
+        let r = run(true, args.clone());
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(r["before"], Value::Null);
+        assert_eq!(r["after"], first);
+        assert!(!dest.exists(), "check mode cloned");
+
+        let r = run(false, args.clone());
+        assert_eq!((r["changed"].clone(), r["before"].clone(), r["after"].clone()), (json!(true), Value::Null, json!(first)), "{r:?}");
+        assert_eq!(std::fs::read_to_string(dest.join("README")).expect("read"), "one\n");
+        let r = run(false, args.clone());
+        assert_eq!(r["changed"], false, "{r:?}");
+        assert_eq!(r["remote_url_changed"], false);
+        assert_eq!(r["before"], first);
+
+        std::fs::write(src.join("README"), "two\n").expect("write");
+        git(&src, "commit -q -am two");
+        let second = git(&src, "rev-parse HEAD");
+        let r = run(true, args.clone());
+        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(second)), "{r:?}");
+        assert_eq!(git(&dest, "rev-parse HEAD"), first, "check mode updated");
+        let r = run(false, args.clone());
+        assert_eq!((r["changed"].clone(), r["before"].clone(), r["after"].clone()), (json!(true), json!(first), json!(second)), "{r:?}");
+
+        // Pinned to the annotated tag: the commit it points at.
+        let pinned = json!({"repo": repo, "dest": d, "version": "v1"});
+        let r = run(true, pinned.clone());
+        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(first)), "{r:?}");
+        let r = run(false, pinned.clone());
+        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(first)), "{r:?}");
+        let r = run(false, pinned.clone());
+        assert_eq!(r["changed"], false, "{r:?}");
+        // A branch.
+        let r = run(false, json!({"repo": repo, "dest": d, "version": "dev"}));
+        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(false), json!(first)), "{r:?}");
+        assert_eq!(git(&dest, "rev-parse --abbrev-ref HEAD"), "dev");
+
+        // Local modifications: refused without force (in check mode too), discarded with it.
+        std::fs::write(dest.join("README"), "local\n").expect("write");
+        for check in [true, false] {
+            let r = run(check, args.clone());
+            assert_eq!(r["failed"], true, "{r:?}");
+            assert_eq!(
+                r["msg"],
+                format!("Local modifications exist in the destination: {d} (force=no).")
+            );
+            assert_eq!(r["before"], first);
+        }
+        // HEAD is the branch checked out (dev), as in Ansible.
+        let r = run(false, json!({"repo": repo, "dest": d, "force": true}));
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(r["after"], first);
+        assert_eq!(
+            r["msg"],
+            format!("Local modifications exist in the destination: {d}")
+        );
+        assert_eq!(std::fs::read_to_string(dest.join("README")).expect("read"), "one\n");
+        let r = run(false, json!({"repo": repo, "dest": d, "version": "main"}));
+        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(second)), "{r:?}");
+
+        // update: no only reports.
+        let r = run(false, json!({"repo": repo, "dest": d, "update": false, "version": "v1"}));
+        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(false), json!(second)), "{r:?}");
+    }
+
+    #[test]
+    fn bare_shallow_remote_url_and_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = origin(dir.path());
+        let repo = src.to_str().expect("utf-8");
+        let bare = dir.path().join("bare.git");
+        let b = bare.to_str().expect("utf-8");
+        let r = run(false, json!({"repo": repo, "dest": b, "bare": true}));
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert!(bare.join("HEAD").exists());
+        let r = run(false, json!({"repo": repo, "dest": b, "bare": true}));
+        assert_eq!(r["changed"], false, "{r:?}");
+
+        let shallow = dir.path().join("shallow");
+        let s = shallow.to_str().expect("utf-8");
+        let r = run(false, json!({"repo": format!("file://{repo}"), "dest": s, "depth": 1, "version": "dev"}));
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(git(&shallow, "rev-parse --abbrev-ref HEAD"), "dev");
+        // Another URL for the same remote: set, and reported.
+        let r = run(false, json!({"repo": b, "dest": s, "version": "dev"}));
+        assert_eq!(r["remote_url_changed"], true, "{r:?}");
+        assert_eq!(r["changed"], true);
+        assert_eq!(git(&shallow, "remote get-url origin"), format!("file://{b}"));
+
+        let r = run(false, json!({"repo": format!("{}/missing", dir.path().display()), "dest": format!("{}/m", dir.path().display())}));
+        assert_eq!(r["failed"], true);
+        assert!(r["msg"].as_str().is_some_and(|m| m.contains("does not exist") || m.contains("not appear to be a git repository")), "{r:?}");
+        let r = run(false, json!({"repo": repo, "dest": format!("{}/c", dir.path().display()), "version": "nope"}));
+        assert_eq!(r["msg"], "Failed to checkout nope", "{r:?}");
+        let r = run(false, json!({"repo": repo}));
+        assert_eq!(r["msg"], "the destination directory must be specified unless clone=no");
+        let r = run(false, json!({"repo": repo, "dest": "/x", "accept_hostkey": true, "accept_newhostkey": true}));
+        assert_eq!(r["error"], "parameters are mutually exclusive: accept_hostkey|accept_newhostkey");
+    }
+}

@@ -120,10 +120,19 @@ impl Request {
                 return Err(format!("Invalid header value {}", py_bytes_repr(value)));
             }
         }
-        if self.url.contains(['\r', '\n', '\0', ' ']) {
+        // http.client's check of the request line's target.
+        let selector = match self.url.find("://") {
+            Some(i) => {
+                let after = &self.url[i + 3..];
+                after.find(['/', '?']).map_or("", |j| &after[j..])
+            }
+            None => self.url.as_str(),
+        };
+        if let Some(bad) = selector.chars().find(|c| *c <= ' ' || *c == '\x7f') {
             return Err(format!(
-                "URL can't contain control characters. {} (found at least ' ')",
-                crate::pyfmt::str_repr(&self.url)
+                "URL can't contain control characters. {} (found at least {})",
+                crate::pyfmt::str_repr(selector),
+                crate::pyfmt::str_repr(&bad.to_string())
             ));
         }
         Ok(())
@@ -933,5 +942,126 @@ mod tests {
             ..Response::default()
         };
         assert_eq!(resp.disposition_filename().as_deref(), Some("a;b.txt"));
+    }
+}
+
+/// A `LocalHost` whose commands see a PATH without some tools, for the fallbacks.
+#[cfg(test)]
+pub(crate) struct WithoutTools {
+    inner: crate::local::LocalHost,
+    bin: tempfile::TempDir,
+}
+
+#[cfg(test)]
+impl WithoutTools {
+    pub(crate) fn new(hidden: &[&str]) -> WithoutTools {
+        let bin = tempfile::tempdir().expect("tempdir");
+        for dir in ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.filter_map(Result::ok) {
+                let name = e.file_name();
+                let link = bin.path().join(&name);
+                if hidden.iter().any(|h| name.to_str() == Some(h)) || link.exists() {
+                    continue;
+                }
+                let _ = std::os::unix::fs::symlink(e.path(), link);
+            }
+        }
+        WithoutTools {
+            inner: crate::local::LocalHost::new("localhost"),
+            bin,
+        }
+    }
+}
+
+#[cfg(test)]
+impl crate::Host for WithoutTools {
+    fn name(&self) -> &str {
+        "localhost"
+    }
+    fn exec(&mut self, cmd: &crate::Cmd) -> Result<crate::Output, crate::HostError> {
+        let path = self.bin.path().display().to_string();
+        self.inner.exec(&cmd.clone().env("PATH", path))
+    }
+    fn put(
+        &mut self,
+        data: &[u8],
+        dest: &str,
+        attrs: &crate::FileAttrs,
+    ) -> Result<(), crate::HostError> {
+        self.inner.put(data, dest, attrs)
+    }
+    fn get(&mut self, path: &str) -> Result<Vec<u8>, crate::HostError> {
+        self.inner.get(path)
+    }
+}
+
+#[cfg(test)]
+mod fallback_tests {
+    use super::*;
+    use crate::{Ctx, Module};
+    use serde_json::json;
+
+    fn run(host: &mut dyn crate::Host, module: &dyn Module, args: Value) -> Map {
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host,
+            check: false,
+            diff: false,
+            facts: &facts,
+        };
+        let Value::Object(map) = args else {
+            panic!("object")
+        };
+        match module.run(&mut ctx, &map) {
+            Ok(o) => o.to_result(),
+            Err(e) => {
+                let mut m = Map::new();
+                m.insert("error".into(), Value::String(e.to_string()));
+                m
+            }
+        }
+    }
+
+    #[test]
+    fn wget_downloads_where_there_is_no_curl() {
+        let served = tempfile::tempdir().expect("tempdir");
+        std::fs::write(served.path().join("f.txt"), "hello\n").expect("write");
+        let server = testbed::HttpServer::start(served.path()).expect("server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().to_str().expect("utf-8");
+        let mut host = WithoutTools::new(&["curl"]);
+        let get_url = &get_url::GetUrl;
+        let r = run(
+            &mut host,
+            get_url,
+            json!({"url": server.url("/f.txt"), "dest": format!("{d}/f 'x'.txt"), "headers": {"X-A": "b c"},
+                   "checksum": "sha1:f572d396fae9206628714fb2ce00f72e94f2258f"}),
+        );
+        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        assert_eq!(r["msg"], "OK (6 bytes)");
+        assert_eq!(r["status_code"], 200);
+        let req = server.requests().pop().expect("request");
+        assert!(req.header("user-agent").is_some_and(|a| a == "ansible-httpget"), "{req:?}");
+        assert_eq!(req.header("x-a"), Some("b c"));
+        let r = run(&mut host, get_url, json!({"url": server.url("/nope"), "dest": format!("{d}/nope")}));
+        assert_eq!(r["msg"], "Request failed");
+        assert_eq!(r["response"], "HTTP Error 404: Not Found");
+        let r = run(&mut host, get_url, json!({"url": server.url("/redirect/1"), "dest": d}));
+        assert_eq!(r["dest"], format!("{d}/json"), "named after where the redirect led: {r:?}");
+
+        let mut bare = WithoutTools::new(&["curl", "wget"]);
+        let r = run(&mut bare, get_url, json!({"url": server.url("/f.txt"), "dest": format!("{d}/g"), "force": true}));
+        assert_eq!(
+            r["error"],
+            "`curl` was not found on the target (PATH searched by /bin/sh); install the package curl"
+        );
+        let r = run(&mut bare, &uri::Uri, json!({"url": server.url("/json")}));
+        assert_eq!(
+            r["error"],
+            "`curl` was not found on the target (PATH searched by /bin/sh); install the package curl"
+        );
     }
 }

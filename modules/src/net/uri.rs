@@ -659,3 +659,160 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use crate::local::LocalHost;
+    use serde_json::json;
+    use testbed::HttpServer;
+
+    fn run(args: Value) -> Map {
+        let mut host = LocalHost::new("localhost");
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check: false,
+            diff: false,
+            facts: &facts,
+        };
+        let Value::Object(map) = args else {
+            panic!("object")
+        };
+        match Uri.run(&mut ctx, &map) {
+            Ok(o) => o.to_result(),
+            Err(e) => {
+                let mut m = Map::new();
+                m.insert("error".into(), Value::String(e.to_string()));
+                m
+            }
+        }
+    }
+
+    #[test]
+    fn get_json_and_headers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = HttpServer::start(dir.path()).expect("server");
+        let r = run(json!({"url": server.url("/json")}));
+        assert_eq!(r["changed"], false);
+        assert_eq!(r.get("failed"), None, "{r:?}");
+        assert_eq!(r["status"], 200);
+        assert_eq!(r["json"], json!({"name": "play", "items": [1, 2, 3], "nested": {"ok": true}}));
+        assert_eq!(r["content_type"], "application/json");
+        assert_eq!(r["content_length"], testbed::HTTP_JSON_BODY.len().to_string());
+        assert_eq!(r["msg"], format!("OK ({} bytes)", testbed::HTTP_JSON_BODY.len()));
+        assert_eq!(r["url"], server.url("/json"));
+        assert_eq!(r["redirected"], false);
+        assert_eq!(r["cookies"], json!({}));
+        assert_eq!(r.get("content"), None);
+
+        let r = run(json!({"url": server.url("/redirect/2"), "return_content": true}));
+        assert_eq!(r["redirected"], true, "{r:?}");
+        assert_eq!(r["url"], server.url("/json"));
+        assert_eq!(r["content"], testbed::HTTP_JSON_BODY);
+    }
+
+    #[test]
+    fn post_bodies_arrive_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = HttpServer::start(dir.path()).expect("server");
+        let hostile = "quote \" apostrophe ' $(id) `id`\nnew line\ttab \\ backslash é";
+        let r = run(json!({
+            "url": server.url("/echo"), "method": "POST", "body_format": "json",
+            "body": {"text": hostile, "n": [1, 2]}, "headers": {"X-Hostile": "a 'b' \"c\" $(d)"},
+        }));
+        assert_eq!(r.get("failed"), None, "{r:?}");
+        let echoed = &r["json"];
+        assert_eq!(echoed["method"], "POST");
+        assert_eq!(echoed["headers"]["content-type"], "application/json");
+        assert_eq!(echoed["headers"]["x-hostile"], "a 'b' \"c\" $(d)");
+        let sent: Value = serde_json::from_str(echoed["body"].as_str().expect("body")).expect("json");
+        assert_eq!(sent, json!({"text": hostile, "n": [1, 2]}));
+        let raw = &server.requests_to("/echo")[0];
+        assert_eq!(raw.body, python_json(&json!({"text": hostile, "n": [1, 2]})).into_bytes());
+
+        let r = run(json!({
+            "url": server.url("/echo"), "method": "put", "body_format": "form-urlencoded",
+            "body": {"a": "x y&z", "b": ["1", "2"]}, "status_code": "200,201",
+        }));
+        assert_eq!(r["json"]["method"], "PUT", "{r:?}");
+        assert_eq!(r["json"]["body"], "a=x+y%26z&b=1&b=2");
+        assert_eq!(
+            r["json"]["headers"]["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        // A raw body with a NUL-free binary-ish payload and no trailing newline.
+        let r = run(json!({"url": server.url("/echo"), "method": "POST", "body": "line1\nline2"}));
+        assert_eq!(r["json"]["body"], "line1\nline2");
+    }
+
+    #[test]
+    fn statuses_and_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = HttpServer::start(dir.path()).expect("server");
+        let r = run(json!({"url": server.url("/status/404")}));
+        assert_eq!(r["failed"], true);
+        assert_eq!(r["status"], 404);
+        assert_eq!(
+            r["msg"],
+            "Status code was 404 and not [200]: HTTP Error 404: Not Found"
+        );
+        let r = run(json!({"url": server.url("/status/404"), "status_code": [200, 404], "return_content": true}));
+        assert_eq!(r.get("failed"), None, "{r:?}");
+        assert_eq!(r["content"], "Not Found");
+        assert_eq!(r["msg"], "HTTP Error 404: Not Found");
+        let r = run(json!({"url": server.url("/redirect/1"), "follow_redirects": "none"}));
+        assert_eq!(
+            r["msg"],
+            "Status code was 302 and not [200]: HTTP Error 302: Found"
+        );
+        assert_eq!(r["location"], server.url("/json"));
+        let r = run(json!({"url": server.url("/redirect/1"), "method": "POST", "body": "x"}));
+        assert_eq!(r["status"], 302, "safe redirects are only followed for GET: {r:?}");
+        let r = run(json!({"url": "http://127.0.0.1:1/"}));
+        assert_eq!(
+            r["msg"],
+            "Status code was -1 and not [200]: Request failed: <urlopen error [Errno 111] Connection refused>"
+        );
+        assert_eq!(r["status"], -1);
+        let r = run(json!({"url": server.url("/json"), "method": "GET POST"}));
+        assert_eq!(
+            r["msg"],
+            "Parameter 'method' needs to be a single word in uppercase, like GET or POST."
+        );
+        let r = run(json!({"url": server.url("/basic-auth/u/p w"), "url_username": "u", "url_password": "p w"}));
+        assert_eq!(
+            r["msg"],
+            "URL can't contain control characters. '/basic-auth/u/p w' (found at least ' ')"
+        );
+        let r = run(json!({"url": server.url("/basic-auth/u/pw"), "url_username": "u", "url_password": "pw"}));
+        assert_eq!(r["json"]["authenticated"], true, "{r:?}");
+        assert_eq!(server.requests_to("/basic-auth/u/pw").len(), 2, "challenge, then credentials");
+        let r = run(json!({"url": server.url("/basic-auth/u/pw"), "url_username": "u", "url_password": "pw", "force_basic_auth": true}));
+        assert_eq!(r["status"], 200);
+        assert_eq!(server.requests_to("/basic-auth/u/pw").len(), 3, "credentials at once");
+    }
+
+    #[test]
+    fn creates_removes_and_dest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = HttpServer::start(dir.path()).expect("server");
+        let out = tempfile::tempdir().expect("tempdir");
+        let d = out.path().to_str().expect("utf-8");
+        let r = run(json!({"url": server.url("/json"), "creates": d}));
+        assert_eq!(r["stdout"], format!("skipped, since '{d}' exists"));
+        assert!(server.requests().is_empty());
+        let r = run(json!({"url": server.url("/json"), "removes": format!("{d}/nope")}));
+        assert_eq!(r["stdout"], format!("skipped, since '{d}/nope' does not exist"));
+        let dest = format!("{d}/saved 'it'.json");
+        let r = run(json!({"url": server.url("/json"), "dest": dest, "mode": "0600"}));
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(r["path"], dest);
+        assert_eq!(r["mode"], "0600");
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), testbed::HTTP_JSON_BODY);
+        let r = run(json!({"url": server.url("/json"), "dest": dest, "mode": "0600"}));
+        assert_eq!(r["changed"], false, "{r:?}");
+        let r = run(json!({"url": server.url("/json"), "dest": d}));
+        assert_eq!(r["path"], format!("{d}/json"));
+    }
+}
