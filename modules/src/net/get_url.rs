@@ -598,7 +598,7 @@ fn download(
         .raw(";")
         .set("g", want.group.as_deref().unwrap_or(""))
         .raw(";")
-        .set("u0", &a.url)
+        .set("u0", mask_url(&a.url))
         .raw(DOWNLOAD);
     let cmd = Cmd::script(s);
     let cmd = if req.has_secret() {
@@ -826,7 +826,11 @@ mod download_tests {
         let args = json!({"url": url, "dest": d, "headers": {"X-Odd": "a \"b\" 'c' $(d)"}});
 
         let r = run(true, args.clone());
-        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r.get("failed")),
+            (json!(true), None),
+            "{r:?}"
+        );
         assert!(!dest.exists(), "check mode wrote the file");
         assert_eq!(server.requests()[0].method, "HEAD");
 
@@ -834,7 +838,10 @@ mod download_tests {
         assert_eq!(r["changed"], true, "{r:?}");
         assert_eq!(r["msg"], "OK (6 bytes)");
         assert_eq!(r["status_code"], 200);
-        assert_eq!(r["checksum_src"], "f572d396fae9206628714fb2ce00f72e94f2258f");
+        assert_eq!(
+            r["checksum_src"],
+            "f572d396fae9206628714fb2ce00f72e94f2258f"
+        );
         assert_eq!(r["checksum_dest"], Value::Null);
         assert_eq!(r["md5sum"], "b1946ac92492d2347c6235b4d2611184");
         assert_eq!(r["size"], 6);
@@ -846,8 +853,15 @@ mod download_tests {
 
         let before = server.requests().len();
         let r = run(false, args.clone());
-        assert_eq!((r["changed"].clone(), r["msg"].clone()), (json!(false), json!("file already exists")));
-        assert_eq!(server.requests().len(), before, "an existing file is not fetched again");
+        assert_eq!(
+            (r["changed"].clone(), r["msg"].clone()),
+            (json!(false), json!("file already exists"))
+        );
+        assert_eq!(
+            server.requests().len(),
+            before,
+            "an existing file is not fetched again"
+        );
 
         // force: fetched again, replaced only when it differs.
         let forced = json!({"url": url, "dest": d, "force": true});
@@ -856,7 +870,10 @@ mod download_tests {
         std::fs::write(served.path().join("f.txt"), "hello again\n").expect("write");
         let r = run(false, forced);
         assert_eq!(r["changed"], true, "{r:?}");
-        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "hello again\n");
+        assert_eq!(
+            std::fs::read_to_string(&dest).expect("read"),
+            "hello again\n"
+        );
         assert!(temps(dir.path()).is_empty());
     }
 
@@ -880,11 +897,15 @@ mod download_tests {
         // A bad digest: nothing is left behind, an old file stays.
         std::fs::write(&dest, "old\n").expect("write");
         let bad = "0".repeat(64);
-        let r = run(false, json!({"url": url, "dest": d, "checksum": format!("sha256:{bad}")}));
+        let r = run(
+            false,
+            json!({"url": url, "dest": d, "checksum": format!("sha256:{bad}")}),
+        );
         assert_eq!(r["failed"], true, "{r:?}");
         let msg = r["msg"].as_str().expect("msg");
         assert!(
-            msg.starts_with("The checksum for ") && msg.ends_with(&format!(" did not match {bad}; it was {good}.")),
+            msg.starts_with("The checksum for ")
+                && msg.ends_with(&format!(" did not match {bad}; it was {good}.")),
             "{msg}"
         );
         assert_eq!(std::fs::read_to_string(&dest).expect("read"), "old\n");
@@ -893,22 +914,39 @@ mod download_tests {
         // The right digest replaces the mismatching file, then leaves it alone.
         let args = json!({"url": url, "dest": d, "checksum": format!("sha256:{}", good.to_uppercase()), "mode": "0640"});
         let r = run(false, args.clone());
-        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r.get("failed")),
+            (json!(true), None),
+            "{r:?}"
+        );
         assert_eq!(r["mode"], "0640");
         let r = run(false, args);
-        assert_eq!((r["changed"].clone(), r["msg"].clone()), (json!(false), json!("file already exists")));
+        assert_eq!(
+            (r["changed"].clone(), r["msg"].clone()),
+            (json!(false), json!("file already exists"))
+        );
 
         // A checksum file by URL.
         std::fs::remove_file(&dest).expect("rm");
         let sums = json!({"url": url, "dest": d, "checksum": format!("sha256:{}", server.url("/SHA256SUMS"))});
         let r = run(false, sums.clone());
-        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r.get("failed")),
+            (json!(true), None),
+            "{r:?}"
+        );
         let r = run(false, sums);
         assert_eq!(r["changed"], false, "{r:?}");
-        let r = run(false, json!({"url": server.url("/f.txt"), "dest": d, "checksum": format!("sha1:{}", server.url("/SHA256SUMS")), "force": false}));
+        let r = run(
+            false,
+            json!({"url": server.url("/f.txt"), "dest": d, "checksum": format!("sha1:{}", server.url("/SHA256SUMS")), "force": false}),
+        );
         assert_eq!(
             r["msg"],
-            format!("Unable to find a checksum for file 'f.txt' in '{}'", server.url("/SHA256SUMS"))
+            format!(
+                "Unable to find a checksum for file 'f.txt' in '{}'",
+                server.url("/SHA256SUMS")
+            )
         );
     }
 
@@ -919,7 +957,10 @@ mod download_tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().to_str().expect("utf-8");
 
-        let r = run(false, json!({"url": server.url("/missing.txt"), "dest": format!("{d}/x")}));
+        let r = run(
+            false,
+            json!({"url": server.url("/missing.txt"), "dest": format!("{d}/x")}),
+        );
         assert_eq!(r["failed"], true);
         assert_eq!(r["msg"], "Request failed");
         assert_eq!(r["status_code"], 404);
@@ -951,12 +992,18 @@ mod download_tests {
         );
         assert_eq!(r["status_code"], 401, "{r:?}");
 
-        let r = run(false, json!({"url": "http://127.0.0.1:1/x", "dest": format!("{d}/refused")}));
+        let r = run(
+            false,
+            json!({"url": "http://127.0.0.1:1/x", "dest": format!("{d}/refused")}),
+        );
         assert_eq!(
             r["msg"],
             "Request failed: <urlopen error [Errno 111] Connection refused>"
         );
-        let r = run(false, json!({"url": server.url("/status/200"), "dest": format!("{d}/no/such/dir")}));
+        let r = run(
+            false,
+            json!({"url": server.url("/status/200"), "dest": format!("{d}/no/such/dir")}),
+        );
         assert_eq!(r["msg"], format!("Destination {d}/no/such does not exist"));
     }
 }

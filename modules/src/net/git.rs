@@ -657,7 +657,11 @@ mod repo_tests {
             .current_dir(dir)
             .output()
             .expect("git");
-        assert!(out.status.success(), "git {args}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -667,7 +671,10 @@ mod repo_tests {
         std::fs::create_dir(&src).expect("mkdir");
         git(&src, "init -q");
         std::fs::write(src.join("README"), "one\n").expect("write");
-        git(&src, "add README && git -c user.name=t -c user.email=t@e commit -q -m one");
+        git(
+            &src,
+            "add README && git -c user.name=t -c user.email=t@e commit -q -m one",
+        );
         git(&src, "tag -a v1 -m v1 && git branch dev");
         src
     }
@@ -689,8 +696,19 @@ mod repo_tests {
         assert!(!dest.exists(), "check mode cloned");
 
         let r = run(false, args.clone());
-        assert_eq!((r["changed"].clone(), r["before"].clone(), r["after"].clone()), (json!(true), Value::Null, json!(first)), "{r:?}");
-        assert_eq!(std::fs::read_to_string(dest.join("README")).expect("read"), "one\n");
+        assert_eq!(
+            (
+                r["changed"].clone(),
+                r["before"].clone(),
+                r["after"].clone()
+            ),
+            (json!(true), Value::Null, json!(first)),
+            "{r:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("README")).expect("read"),
+            "one\n"
+        );
         let r = run(false, args.clone());
         assert_eq!(r["changed"], false, "{r:?}");
         assert_eq!(r["remote_url_changed"], false);
@@ -700,22 +718,46 @@ mod repo_tests {
         git(&src, "commit -q -am two");
         let second = git(&src, "rev-parse HEAD");
         let r = run(true, args.clone());
-        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(second)), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r["after"].clone()),
+            (json!(true), json!(second)),
+            "{r:?}"
+        );
         assert_eq!(git(&dest, "rev-parse HEAD"), first, "check mode updated");
         let r = run(false, args.clone());
-        assert_eq!((r["changed"].clone(), r["before"].clone(), r["after"].clone()), (json!(true), json!(first), json!(second)), "{r:?}");
+        assert_eq!(
+            (
+                r["changed"].clone(),
+                r["before"].clone(),
+                r["after"].clone()
+            ),
+            (json!(true), json!(first), json!(second)),
+            "{r:?}"
+        );
 
         // Pinned to the annotated tag: the commit it points at.
         let pinned = json!({"repo": repo, "dest": d, "version": "v1"});
         let r = run(true, pinned.clone());
-        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(first)), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r["after"].clone()),
+            (json!(true), json!(first)),
+            "{r:?}"
+        );
         let r = run(false, pinned.clone());
-        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(first)), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r["after"].clone()),
+            (json!(true), json!(first)),
+            "{r:?}"
+        );
         let r = run(false, pinned.clone());
         assert_eq!(r["changed"], false, "{r:?}");
         // A branch.
         let r = run(false, json!({"repo": repo, "dest": d, "version": "dev"}));
-        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(false), json!(first)), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r["after"].clone()),
+            (json!(false), json!(first)),
+            "{r:?}"
+        );
         assert_eq!(git(&dest, "rev-parse --abbrev-ref HEAD"), "dev");
 
         // Local modifications: refused without force (in check mode too), discarded with it.
@@ -737,13 +779,27 @@ mod repo_tests {
             r["msg"],
             format!("Local modifications exist in the destination: {d}")
         );
-        assert_eq!(std::fs::read_to_string(dest.join("README")).expect("read"), "one\n");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("README")).expect("read"),
+            "one\n"
+        );
         let r = run(false, json!({"repo": repo, "dest": d, "version": "main"}));
-        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(true), json!(second)), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r["after"].clone()),
+            (json!(true), json!(second)),
+            "{r:?}"
+        );
 
         // update: no only reports.
-        let r = run(false, json!({"repo": repo, "dest": d, "update": false, "version": "v1"}));
-        assert_eq!((r["changed"].clone(), r["after"].clone()), (json!(false), json!(second)), "{r:?}");
+        let r = run(
+            false,
+            json!({"repo": repo, "dest": d, "update": false, "version": "v1"}),
+        );
+        assert_eq!(
+            (r["changed"].clone(), r["after"].clone()),
+            (json!(false), json!(second)),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -761,23 +817,50 @@ mod repo_tests {
 
         let shallow = dir.path().join("shallow");
         let s = shallow.to_str().expect("utf-8");
-        let r = run(false, json!({"repo": format!("file://{repo}"), "dest": s, "depth": 1, "version": "dev"}));
+        let r = run(
+            false,
+            json!({"repo": format!("file://{repo}"), "dest": s, "depth": 1, "version": "dev"}),
+        );
         assert_eq!(r["changed"], true, "{r:?}");
         assert_eq!(git(&shallow, "rev-parse --abbrev-ref HEAD"), "dev");
         // Another URL for the same remote: set, and reported.
         let r = run(false, json!({"repo": b, "dest": s, "version": "dev"}));
         assert_eq!(r["remote_url_changed"], true, "{r:?}");
         assert_eq!(r["changed"], true);
-        assert_eq!(git(&shallow, "remote get-url origin"), format!("file://{b}"));
+        assert_eq!(
+            git(&shallow, "remote get-url origin"),
+            format!("file://{b}")
+        );
 
-        let r = run(false, json!({"repo": format!("{}/missing", dir.path().display()), "dest": format!("{}/m", dir.path().display())}));
+        let r = run(
+            false,
+            json!({"repo": format!("{}/missing", dir.path().display()), "dest": format!("{}/m", dir.path().display())}),
+        );
         assert_eq!(r["failed"], true);
-        assert!(r["msg"].as_str().is_some_and(|m| m.contains("does not exist") || m.contains("not appear to be a git repository")), "{r:?}");
-        let r = run(false, json!({"repo": repo, "dest": format!("{}/c", dir.path().display()), "version": "nope"}));
+        assert!(
+            r["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not exist")
+                    || m.contains("not appear to be a git repository")),
+            "{r:?}"
+        );
+        let r = run(
+            false,
+            json!({"repo": repo, "dest": format!("{}/c", dir.path().display()), "version": "nope"}),
+        );
         assert_eq!(r["msg"], "Failed to checkout nope", "{r:?}");
         let r = run(false, json!({"repo": repo}));
-        assert_eq!(r["msg"], "the destination directory must be specified unless clone=no");
-        let r = run(false, json!({"repo": repo, "dest": "/x", "accept_hostkey": true, "accept_newhostkey": true}));
-        assert_eq!(r["error"], "parameters are mutually exclusive: accept_hostkey|accept_newhostkey");
+        assert_eq!(
+            r["msg"],
+            "the destination directory must be specified unless clone=no"
+        );
+        let r = run(
+            false,
+            json!({"repo": repo, "dest": "/x", "accept_hostkey": true, "accept_newhostkey": true}),
+        );
+        assert_eq!(
+            r["error"],
+            "parameters are mutually exclusive: accept_hostkey|accept_newhostkey"
+        );
     }
 }

@@ -1040,20 +1040,44 @@ mod fallback_tests {
             json!({"url": server.url("/f.txt"), "dest": format!("{d}/f 'x'.txt"), "headers": {"X-A": "b c"},
                    "checksum": "sha1:f572d396fae9206628714fb2ce00f72e94f2258f"}),
         );
-        assert_eq!((r["changed"].clone(), r.get("failed")), (json!(true), None), "{r:?}");
+        assert_eq!(
+            (r["changed"].clone(), r.get("failed")),
+            (json!(true), None),
+            "{r:?}"
+        );
         assert_eq!(r["msg"], "OK (6 bytes)");
         assert_eq!(r["status_code"], 200);
         let req = server.requests().pop().expect("request");
-        assert!(req.header("user-agent").is_some_and(|a| a == "ansible-httpget"), "{req:?}");
+        assert!(
+            req.header("user-agent")
+                .is_some_and(|a| a == "ansible-httpget"),
+            "{req:?}"
+        );
         assert_eq!(req.header("x-a"), Some("b c"));
-        let r = run(&mut host, get_url, json!({"url": server.url("/nope"), "dest": format!("{d}/nope")}));
+        let r = run(
+            &mut host,
+            get_url,
+            json!({"url": server.url("/nope"), "dest": format!("{d}/nope")}),
+        );
         assert_eq!(r["msg"], "Request failed");
         assert_eq!(r["response"], "HTTP Error 404: Not Found");
-        let r = run(&mut host, get_url, json!({"url": server.url("/redirect/1"), "dest": d}));
-        assert_eq!(r["dest"], format!("{d}/json"), "named after where the redirect led: {r:?}");
+        let r = run(
+            &mut host,
+            get_url,
+            json!({"url": server.url("/redirect/1"), "dest": d}),
+        );
+        assert_eq!(
+            r["dest"],
+            format!("{d}/json"),
+            "named after where the redirect led: {r:?}"
+        );
 
         let mut bare = WithoutTools::new(&["curl", "wget"]);
-        let r = run(&mut bare, get_url, json!({"url": server.url("/f.txt"), "dest": format!("{d}/g"), "force": true}));
+        let r = run(
+            &mut bare,
+            get_url,
+            json!({"url": server.url("/f.txt"), "dest": format!("{d}/g"), "force": true}),
+        );
         assert_eq!(
             r["error"],
             "`curl` was not found on the target (PATH searched by /bin/sh); install the package curl"

@@ -501,7 +501,7 @@ fn main_script(
         .raw(";")
         .set("up", temp.unwrap_or(""))
         .raw(";")
-        .set("url", url.unwrap_or(""))
+        .set("url", url.map(super::mask_url).unwrap_or_default())
         .raw(";")
         .set("check", if check { "1" } else { "" })
         .raw(";")

@@ -275,7 +275,7 @@ impl Module for Uri {
             .raw(";")
             .set("g", want.group.as_deref().unwrap_or(""))
             .raw(";")
-            .set("u0", &a.url)
+            .set("u0", mask_url(&a.url))
             .raw(URI);
         let cmd = Cmd::script(s);
         let cmd = if request.has_secret() {
@@ -697,10 +697,19 @@ mod request_tests {
         assert_eq!(r["changed"], false);
         assert_eq!(r.get("failed"), None, "{r:?}");
         assert_eq!(r["status"], 200);
-        assert_eq!(r["json"], json!({"name": "play", "items": [1, 2, 3], "nested": {"ok": true}}));
+        assert_eq!(
+            r["json"],
+            json!({"name": "play", "items": [1, 2, 3], "nested": {"ok": true}})
+        );
         assert_eq!(r["content_type"], "application/json");
-        assert_eq!(r["content_length"], testbed::HTTP_JSON_BODY.len().to_string());
-        assert_eq!(r["msg"], format!("OK ({} bytes)", testbed::HTTP_JSON_BODY.len()));
+        assert_eq!(
+            r["content_length"],
+            testbed::HTTP_JSON_BODY.len().to_string()
+        );
+        assert_eq!(
+            r["msg"],
+            format!("OK ({} bytes)", testbed::HTTP_JSON_BODY.len())
+        );
         assert_eq!(r["url"], server.url("/json"));
         assert_eq!(r["redirected"], false);
         assert_eq!(r["cookies"], json!({}));
@@ -726,10 +735,14 @@ mod request_tests {
         assert_eq!(echoed["method"], "POST");
         assert_eq!(echoed["headers"]["content-type"], "application/json");
         assert_eq!(echoed["headers"]["x-hostile"], "a 'b' \"c\" $(d)");
-        let sent: Value = serde_json::from_str(echoed["body"].as_str().expect("body")).expect("json");
+        let sent: Value =
+            serde_json::from_str(echoed["body"].as_str().expect("body")).expect("json");
         assert_eq!(sent, json!({"text": hostile, "n": [1, 2]}));
         let raw = &server.requests_to("/echo")[0];
-        assert_eq!(raw.body, python_json(&json!({"text": hostile, "n": [1, 2]})).into_bytes());
+        assert_eq!(
+            raw.body,
+            python_json(&json!({"text": hostile, "n": [1, 2]})).into_bytes()
+        );
 
         let r = run(json!({
             "url": server.url("/echo"), "method": "put", "body_format": "form-urlencoded",
@@ -757,7 +770,9 @@ mod request_tests {
             r["msg"],
             "Status code was 404 and not [200]: HTTP Error 404: Not Found"
         );
-        let r = run(json!({"url": server.url("/status/404"), "status_code": [200, 404], "return_content": true}));
+        let r = run(
+            json!({"url": server.url("/status/404"), "status_code": [200, 404], "return_content": true}),
+        );
         assert_eq!(r.get("failed"), None, "{r:?}");
         assert_eq!(r["content"], "Not Found");
         assert_eq!(r["msg"], "HTTP Error 404: Not Found");
@@ -768,7 +783,10 @@ mod request_tests {
         );
         assert_eq!(r["location"], server.url("/json"));
         let r = run(json!({"url": server.url("/redirect/1"), "method": "POST", "body": "x"}));
-        assert_eq!(r["status"], 302, "safe redirects are only followed for GET: {r:?}");
+        assert_eq!(
+            r["status"], 302,
+            "safe redirects are only followed for GET: {r:?}"
+        );
         let r = run(json!({"url": "http://127.0.0.1:1/"}));
         assert_eq!(
             r["msg"],
@@ -780,17 +798,31 @@ mod request_tests {
             r["msg"],
             "Parameter 'method' needs to be a single word in uppercase, like GET or POST."
         );
-        let r = run(json!({"url": server.url("/basic-auth/u/p w"), "url_username": "u", "url_password": "p w"}));
+        let r = run(
+            json!({"url": server.url("/basic-auth/u/p w"), "url_username": "u", "url_password": "p w"}),
+        );
         assert_eq!(
             r["msg"],
             "URL can't contain control characters. '/basic-auth/u/p w' (found at least ' ')"
         );
-        let r = run(json!({"url": server.url("/basic-auth/u/pw"), "url_username": "u", "url_password": "pw"}));
+        let r = run(
+            json!({"url": server.url("/basic-auth/u/pw"), "url_username": "u", "url_password": "pw"}),
+        );
         assert_eq!(r["json"]["authenticated"], true, "{r:?}");
-        assert_eq!(server.requests_to("/basic-auth/u/pw").len(), 2, "challenge, then credentials");
-        let r = run(json!({"url": server.url("/basic-auth/u/pw"), "url_username": "u", "url_password": "pw", "force_basic_auth": true}));
+        assert_eq!(
+            server.requests_to("/basic-auth/u/pw").len(),
+            2,
+            "challenge, then credentials"
+        );
+        let r = run(
+            json!({"url": server.url("/basic-auth/u/pw"), "url_username": "u", "url_password": "pw", "force_basic_auth": true}),
+        );
         assert_eq!(r["status"], 200);
-        assert_eq!(server.requests_to("/basic-auth/u/pw").len(), 3, "credentials at once");
+        assert_eq!(
+            server.requests_to("/basic-auth/u/pw").len(),
+            3,
+            "credentials at once"
+        );
     }
 
     #[test]
@@ -803,13 +835,19 @@ mod request_tests {
         assert_eq!(r["stdout"], format!("skipped, since '{d}' exists"));
         assert!(server.requests().is_empty());
         let r = run(json!({"url": server.url("/json"), "removes": format!("{d}/nope")}));
-        assert_eq!(r["stdout"], format!("skipped, since '{d}/nope' does not exist"));
+        assert_eq!(
+            r["stdout"],
+            format!("skipped, since '{d}/nope' does not exist")
+        );
         let dest = format!("{d}/saved 'it'.json");
         let r = run(json!({"url": server.url("/json"), "dest": dest, "mode": "0600"}));
         assert_eq!(r["changed"], true, "{r:?}");
         assert_eq!(r["path"], dest);
         assert_eq!(r["mode"], "0600");
-        assert_eq!(std::fs::read_to_string(&dest).expect("read"), testbed::HTTP_JSON_BODY);
+        assert_eq!(
+            std::fs::read_to_string(&dest).expect("read"),
+            testbed::HTTP_JSON_BODY
+        );
         let r = run(json!({"url": server.url("/json"), "dest": dest, "mode": "0600"}));
         assert_eq!(r["changed"], false, "{r:?}");
         let r = run(json!({"url": server.url("/json"), "dest": d}));
