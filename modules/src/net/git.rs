@@ -864,3 +864,87 @@ mod repo_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod submodule_tests {
+    use super::*;
+    use crate::local::LocalHost;
+    use crate::{FileAttrs, Host, HostError, Output};
+    use serde_json::json;
+    use std::process::Command;
+
+    /// LocalHost with git allowed to fetch submodules over file:// (git refuses by default).
+    struct FileTransport(LocalHost);
+    impl Host for FileTransport {
+        fn name(&self) -> &str {
+            "localhost"
+        }
+        fn exec(&mut self, cmd: &Cmd) -> Result<Output, HostError> {
+            self.0.exec(
+                &cmd.clone()
+                    .env("GIT_CONFIG_COUNT", "1")
+                    .env("GIT_CONFIG_KEY_0", "protocol.file.allow")
+                    .env("GIT_CONFIG_VALUE_0", "always"),
+            )
+        }
+        fn put(&mut self, data: &[u8], dest: &str, attrs: &FileAttrs) -> Result<(), HostError> {
+            self.0.put(data, dest, attrs)
+        }
+        fn get(&mut self, path: &str) -> Result<Vec<u8>, HostError> {
+            self.0.get(path)
+        }
+    }
+
+    fn run(args: Value) -> Map {
+        let mut host = FileTransport(LocalHost::new("localhost"));
+        let facts = Map::new();
+        let mut ctx = Ctx {
+            host: &mut host,
+            check: false,
+            diff: false,
+            facts: &facts,
+        };
+        let Value::Object(map) = args else {
+            panic!("object")
+        };
+        Git.run(&mut ctx, &map).expect("runs").to_result()
+    }
+
+    #[test]
+    fn submodules_are_initialised_and_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = "set -e; g='git -c user.name=t -c user.email=t@e -c init.defaultBranch=main -c protocol.file.allow=always'
+            $g init -q lib; echo v1 > lib/f; $g -C lib add f; $g -C lib commit -q -m v1
+            $g init -q app; echo app > app/a; $g -C app add a
+            $g -C app submodule -q add \"$PWD/lib\" lib; $g -C app commit -q -m app";
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir.path())
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let app = dir.path().join("app");
+        let dest = dir.path().join("clone");
+        let args =
+            json!({"repo": app.to_str().expect("utf-8"), "dest": dest.to_str().expect("utf-8")});
+        let r = run(args.clone());
+        assert_eq!(r["changed"], true, "{r:?}");
+        assert_eq!(r["submodules_changed"], true, "{r:?}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("lib/f")).expect("submodule"),
+            "v1\n"
+        );
+        let r = run(args.clone());
+        assert_eq!(r["changed"], false, "{r:?}");
+        assert_eq!(r.get("submodules_changed"), None);
+        let r = run(
+            json!({"repo": app.to_str().expect("utf-8"), "dest": dest.to_str().expect("utf-8"), "recursive": false}),
+        );
+        assert_eq!(r["changed"], false, "{r:?}");
+    }
+}

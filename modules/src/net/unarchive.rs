@@ -536,7 +536,8 @@ fn main_script(
         .raw(";; esac\n")
         .raw(TAR_PART)
         .raw(";;\nesac\n")
-        .raw(ATTRS_PART);
+        .raw(ATTRS_PART)
+        .raw("__kst dst \"$d\"\n");
     let secret = request.as_ref().is_some_and(Request::has_secret);
     let mut cmd = Cmd::script(s);
     if request.is_some() {
@@ -572,8 +573,10 @@ fn outcome(
     if let Some(h) = handler {
         base = base.with("handler", h);
     }
+    let cmd = extract_cmd(a, handler.unwrap_or(""), &src, &dest);
     let extract_results = || {
         let mut m = Map::new();
+        m.insert("cmd".into(), cmd.clone());
         m.insert(
             "rc".into(),
             Value::from(
@@ -635,6 +638,15 @@ fn outcome(
     }
     let mut o = base;
     o.changed = r.get("changed").is_some() || r.get("attr").is_some();
+    // Ansible adds the facts of `dest` to a result that names it.
+    if let Some(st) = r.stat("dst").present() {
+        o.result.extend(crate::files::common::path_info(st));
+    }
+    if let Some(prepared) = r.get("zdiff").filter(|d| !d.is_empty()) {
+        let mut diff = Map::new();
+        diff.insert("prepared".into(), Value::String(format!("{prepared}\n")));
+        o = o.with("diff", Value::Object(diff));
+    }
     if r.get("xrc").is_some() {
         o = o.with("extract_results", extract_results());
     }
@@ -649,6 +661,53 @@ fn outcome(
         o = o.with("files", Value::Array(files));
     }
     o
+}
+
+/// The unpacking command as Ansible's `extract_results.cmd` shows it.
+fn extract_cmd(a: &UnarchiveArgs, handler: &str, src: &str, dest: &str) -> Value {
+    let mut cmd: Vec<String> = Vec::new();
+    if handler == "ZipArchive" {
+        cmd.extend(["unzip".into(), "-o".into()]);
+        cmd.extend(a.extra_opts.iter().cloned());
+        cmd.push(src.into());
+        cmd.extend(a.include.iter().cloned());
+        if !a.exclude.is_empty() {
+            cmd.push("-x".into());
+            cmd.extend(a.exclude.iter().cloned());
+        }
+        cmd.extend(["-d".into(), dest.into()]);
+    } else {
+        cmd.extend(["tar".into(), "--extract".into(), "-C".into(), dest.into()]);
+        let flag = match handler {
+            "TgzArchive" => "-z",
+            "TarBzipArchive" => "-j",
+            "TarXzArchive" => "-J",
+            "TarZstdArchive" => "--use-compress-program=zstd",
+            _ => "",
+        };
+        if !flag.is_empty() {
+            cmd.push(flag.into());
+        }
+        if !a.extra_opts.is_empty() {
+            cmd.push("--show-transformed-names".into());
+            cmd.extend(a.extra_opts.iter().cloned());
+        }
+        if let Some(o) = a.owner.as_deref().filter(|o| !o.is_empty()) {
+            cmd.push(format!("--owner={o}"));
+        }
+        if let Some(g) = a.group.as_deref().filter(|g| !g.is_empty()) {
+            cmd.push(format!("--group={g}"));
+        }
+        if a.keep_newer {
+            cmd.push("--keep-newer-files".into());
+        }
+        for x in &a.exclude {
+            cmd.push(format!("--exclude={}", x.trim_end_matches('/')));
+        }
+        cmd.extend(["-f".into(), src.into()]);
+        cmd.extend(a.include.iter().cloned());
+    }
+    Value::Array(cmd.into_iter().map(Value::String).collect())
 }
 
 #[cfg(test)]
@@ -773,6 +832,16 @@ mod tests {
         let dest = dir.path().join("dest 'z'");
         std::fs::create_dir(&dest).expect("mkdir");
         converges(&dir.path().join("a.zip"), &dest, "ZipArchive");
+        // What differs is itemized as Ansible's zip handler does it.
+        std::fs::write(dest.join("top/a.txt"), "ONE!\n").expect("write");
+        let o = run(
+            true,
+            json!({"src": dir.path().join("a.zip"), "dest": dest, "remote_src": true}),
+        );
+        assert_eq!(
+            o.result["diff"]["prepared"], ".fcst....?? top/a.txt\n",
+            "{o:?}"
+        );
         // mode applies to members and reports a change once.
         let args = json!({"src": dir.path().join("a.zip"), "dest": dest, "remote_src": true, "mode": "0700"});
         let o = run(false, args.clone());
