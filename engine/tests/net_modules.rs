@@ -363,12 +363,17 @@ fn uri_requests_from_the_target() {
          \x20       headers:\n          X-Hostile: \"{{ header }}\"\n      register: e\n\
          \x20   - uri:\n        url: \"{{ base_url }}/status/404\"\n        status_code: [200, 404]\n      register: s\n\
          \x20   - copy:\n        content: \"{{ {'j': j, 'e': e, 's': s} | to_json }}\"\n        dest: \"{{ result }}\"\n\
-         \x20   - uri:\n        url: \"{{ base_url }}/status/404\"\n      ignore_errors: true\n",
+         \x20   - uri:\n        url: \"{{ base_url }}/status/404\"\n      ignore_errors: true\n\
+         \x20   - uri:\n        url: \"{{ base_url }}/json\"\n        body_format: xml\n      ignore_errors: true\n",
     );
     let (out, code) = env.play("uri.yml", &[]);
     assert_ok(&out, code);
     assert!(
         out.contains("Status code was 404 and not [200]: HTTP Error 404: Not Found"),
+        "{out}"
+    );
+    assert!(
+        out.contains("value of body_format must be one of: form-urlencoded, json, raw, form-multipart, got: xml"),
         "{out}"
     );
     let r = read_json(&result);

@@ -265,12 +265,7 @@ impl Module for GetUrl {
         };
         let checksum = match parse_checksum(&a.checksum, &a.dest) {
             Ok(c) => c,
-            Err(msg) => {
-                let mut out = base(&a.dest);
-                out.failed = true;
-                out.msg = Some(msg);
-                return Ok(out);
-            }
+            Err(msg) => return Ok(failing(base(&a.dest), msg)),
         };
         let mut request = Request::get(&a.url);
         request.headers = header_pairs(a.headers.as_ref())?;
@@ -288,15 +283,16 @@ impl Module for GetUrl {
         request.client_cert = a.client_cert.clone();
         request.client_key = a.client_key.clone();
         if let Err(msg) = request.validate() {
-            return Ok(base(&a.dest).with_msg(msg).failing());
+            return Ok(failing(base(&a.dest), msg));
         }
 
-        // Without force, an existing file (with the right digest) is left alone.
+        // Without force, an existing file (with the right digest) is left alone. A checksum
+        // file is read first in any case.
         let mut digest = match &checksum {
             Checksum::Digest(_, d) => Some(d.clone()),
             _ => None,
         };
-        if !a.force {
+        if !a.force || matches!(checksum, Checksum::Url(..)) {
             let probe = probe(ctx, &a, &checksum, &request)?;
             if let Some(failed) = probe.failed {
                 return Ok(failed.with("dest", a.dest.as_str()));
@@ -309,7 +305,7 @@ impl Module for GetUrl {
                 match found {
                     Some((d, _)) => match normalize_digest(&d) {
                         Ok(d) => digest = Some(d),
-                        Err(msg) => return Ok(base(&probe.path).with_msg(msg).failing()),
+                        Err(msg) => return Ok(failing(base(&probe.path), msg)),
                     },
                     None => {
                         return Ok(Outcome::failed(format!(
@@ -319,7 +315,7 @@ impl Module for GetUrl {
                     }
                 }
             }
-            if let Some(st) = probe.stat.filter(|st| !st.is_dir()) {
+            if let Some(st) = probe.stat.filter(|st| !st.is_dir() && !a.force) {
                 let matches = match (&digest, &probe.dest_digest) {
                     (Some(want), Some(have)) => want == have,
                     (Some(_), None) => false,
@@ -341,14 +337,11 @@ impl Module for GetUrl {
     }
 }
 
-trait Failing {
-    fn failing(self) -> Self;
-}
-impl Failing for Outcome {
-    fn failing(mut self) -> Self {
-        self.failed = true;
-        self
-    }
+/// `out` failed with `msg`, its result keys kept.
+fn failing(mut out: Outcome, msg: String) -> Outcome {
+    out.failed = true;
+    out.msg = Some(msg);
+    out
 }
 
 /// What the first exec found.
@@ -937,6 +930,16 @@ mod download_tests {
         );
         let r = run(false, sums);
         assert_eq!(r["changed"], false, "{r:?}");
+        let r = run(
+            false,
+            json!({"url": url, "dest": d, "force": true, "checksum": format!("sha256:{}", server.url("/SHA256SUMS"))}),
+        );
+        assert_eq!(
+            (r["changed"].clone(), r.get("failed")),
+            (json!(false), None),
+            "{r:?}"
+        );
+        assert_eq!(r["msg"], format!("OK ({} bytes)", data.len()));
         let r = run(
             false,
             json!({"url": server.url("/f.txt"), "dest": d, "checksum": format!("sha1:{}", server.url("/SHA256SUMS")), "force": false}),

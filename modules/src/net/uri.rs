@@ -53,12 +53,12 @@ fn ok_200() -> Vec<i64> {
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 enum BodyFormat {
-    #[serde(rename = "raw")]
-    Raw,
-    #[serde(rename = "json")]
-    Json,
     #[serde(rename = "form-urlencoded")]
     FormUrlencoded,
+    #[serde(rename = "json")]
+    Json,
+    #[serde(rename = "raw")]
+    Raw,
     #[serde(rename = "form-multipart")]
     FormMultipart,
 }
@@ -276,6 +276,8 @@ impl Module for Uri {
             .set("g", want.group.as_deref().unwrap_or(""))
             .raw(";")
             .set("u0", mask_url(&a.url))
+            .raw(";")
+            .set("meth", &method)
             .raw(URI);
         let cmd = Cmd::script(s);
         let cmd = if request.has_secret() {
@@ -340,6 +342,8 @@ if [ -n "$src" ]; then __tilde "$src"; __data=$__o; [ -r "$__data" ] || __fail s
 elif [ -f "$T/body" ]; then __data=$T/body
 else __data=; fi
 __fetch "$T/out" "$T/hdr"
+# curl -I writes the head where the body goes: a HEAD response has no body.
+[ "$meth" != HEAD ] || : >"$T/out"
 __code "$T/hdr"; code=$__o
 __ok=; case $codes in *" $code "*) __ok=1;; esac
 if [ -n "$d" ] && [ -n "$__ok" ] && [ "$code" != 304 ] && [ "$__frc" = 0 ]; then
@@ -755,6 +759,12 @@ mod request_tests {
             "application/x-www-form-urlencoded"
         );
         // A raw body with a NUL-free binary-ish payload and no trailing newline.
+        let r = run(json!({"url": server.url("/json"), "method": "HEAD", "return_content": true}));
+        assert_eq!(
+            (r["status"].clone(), r["content"].clone()),
+            (json!(200), json!("")),
+            "{r:?}"
+        );
         let r = run(json!({"url": server.url("/echo"), "method": "POST", "body": "line1\nline2"}));
         assert_eq!(r["json"]["body"], "line1\nline2");
     }
@@ -793,6 +803,11 @@ mod request_tests {
             "Status code was -1 and not [200]: Request failed: <urlopen error [Errno 111] Connection refused>"
         );
         assert_eq!(r["status"], -1);
+        let r = run(json!({"url": server.url("/json"), "body_format": "xml"}));
+        assert_eq!(
+            r["error"],
+            "value of body_format must be one of: form-urlencoded, json, raw, form-multipart, got: xml"
+        );
         let r = run(json!({"url": server.url("/json"), "method": "GET POST"}));
         assert_eq!(
             r["msg"],
