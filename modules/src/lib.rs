@@ -262,6 +262,7 @@ pub static REGISTRY: &[&dyn Module] = &[
     &system::setup::Setup,
     &accounts::cron::Cron,
     &accounts::group::Group,
+    &accounts::authorized_key::AuthorizedKey,
 ];
 
 /// Find a module by any of the names Ansible users write: `copy`, `ansible.builtin.copy`,
