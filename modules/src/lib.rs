@@ -260,6 +260,7 @@ pub static REGISTRY: &[&dyn Module] = &[
     &files::find::Find,
     &files::tempfile::TempFile,
     &system::setup::Setup,
+    &accounts::user::User,
     &accounts::cron::Cron,
     &accounts::group::Group,
     &accounts::authorized_key::AuthorizedKey,
