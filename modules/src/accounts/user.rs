@@ -905,7 +905,8 @@ fn change(
     if plan.chage.is_some() {
         s = s.need("chage");
     }
-    if plan.keygen {
+    if key.is_some() {
+        // The report reads the key's fingerprint even when no key is generated.
         s = s.need("ssh-keygen");
     }
     if let Some(home) = &plan.mkparent {
@@ -1250,5 +1251,66 @@ mod tests {
             assert!(s.ends_with("<<< ********"), "stdin not secret: {s}");
         }
         assert!(!format!("{r:?}").contains("IxDD3je"));
+    }
+
+    #[test]
+    fn an_ssh_key_is_generated_once_and_reported() {
+        let mut host = FakeTools::new();
+        let home = host.path("home dir");
+        std::fs::create_dir(&home).expect("home");
+        let ids = |flag: &str| {
+            let out = std::process::Command::new("id")
+                .arg(flag)
+                .output()
+                .expect("id");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        fake_accounts(
+            &host,
+            &format!(
+                "dave:x:{}:{}::{}:/bin/sh\n",
+                ids("-u"),
+                ids("-g"),
+                home.display()
+            ),
+            GROUPS,
+            "",
+        );
+        host.tool(
+            "ssh-keygen",
+            false,
+            "if [ \"$1\" = -l ]; then echo \"256 SHA256:fake $3 (ED25519)\"; exit 0; fi\n\
+             while [ $# -gt 0 ]; do case $1 in -f) f=$2; shift;; -C) c=$2; shift;; esac; shift; done\n\
+             echo private > \"$f\"; echo \"ssh-ed25519 AAAAfake $c\" > \"$f.pub\"",
+        );
+        let args = json!({"name": "dave", "generate_ssh_key": true, "ssh_key_type": "ed25519",
+            "ssh_key_comment": "dave's key"});
+        let r = host.run(&User, args.clone(), true, false).expect("runs");
+        assert!(r.changed);
+        assert!(!home.join(".ssh").exists(), "check mode made ~/.ssh");
+        let r = host.run(&User, args.clone(), false, false).expect("runs");
+        assert!(r.changed, "{r:?}");
+        let key = home.join(".ssh/id_ed25519");
+        assert!(logged(&host).contains(&format!(
+            "ssh-keygen [-t] [ed25519] [-C] [dave's key] [-f] [{}] [-N] []",
+            key.display()
+        )));
+        assert_eq!(
+            r.result["ssh_public_key"],
+            json!("ssh-ed25519 AAAAfake dave's key")
+        );
+        assert_eq!(r.result["ssh_key_file"], json!(key.to_str()));
+        assert_eq!(
+            r.result["ssh_fingerprint"],
+            json!(format!("256 SHA256:fake {} (ED25519)", key.display()))
+        );
+        host.execs = 0;
+        let r = host.run(&User, args, false, false).expect("runs");
+        assert!(!r.changed);
+        assert_eq!(host.execs, 1);
+        assert_eq!(
+            r.result["warnings"],
+            json!([format!("Found existing ssh key private file \"{}\", no force, so skipping ssh-keygen generation", key.display())])
+        );
     }
 }
