@@ -16,9 +16,11 @@ const HASH_TAIL: &str = "WGYQzkNL.mlo1azWazYD5ch";
 const HASH2: &str = "$6$3tjl1D5PQRV0pSHO$3DOSPEPqyyIfAE5xDfsHjmC9RMnRpgHnBmdIdK6nm3Q.rXvVmxv/Jr1aWJtAINrsveF6N7y1DtzD00NRTKLRf.";
 const HASH2_TAIL: &str = "3DOSPEPqyyIfAE5xDfsHjmC9";
 
-const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd2WAtzYBk3hkb3ZzcFLE8THs9S1I5OrtvCnQkNmI9S alice@laptop";
+const KEY_A: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd2WAtzYBk3hkb3ZzcFLE8THs9S1I5OrtvCnQkNmI9S alice@laptop";
 const KEY_B: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7mKxB5JyT0GfS3FEcLmkzPjXcq9aMd2oIZ2m8qzY5h2WkQ3T0S1b8rFQkbY1o2V9f0Nn3tK8cLwQ2m1Xk2c3V4b5N6m7L8k9J0h1G2f3D4s5A6z7X8c9V0b1N2m3Q4w5E6r7T8y9U0i1O2p3== bob@desk";
-const KEY_OLD: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOldOldOldOldOldOldOldOldOldOldOldOldOldOldOld old@box";
+const KEY_OLD: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOldOldOldOldOldOldOldOldOldOldOldOldOldOldOld old@box";
 
 fn boot() -> SystemdHost {
     SystemdHost::boot().expect(
@@ -50,8 +52,19 @@ impl Work {
         all.extend_from_slice(args);
         run_play(self.path(), &all)
     }
-    fn converge(&self, host: &SystemdHost, playbook: &str, after_check: impl FnOnce()) -> common::Converged {
-        converge(self.path(), &self.inventory, playbook, &host.name, after_check)
+    fn converge(
+        &self,
+        host: &SystemdHost,
+        playbook: &str,
+        after_check: impl FnOnce(),
+    ) -> common::Converged {
+        converge(
+            self.path(),
+            &self.inventory,
+            playbook,
+            &host.name,
+            after_check,
+        )
     }
 }
 
@@ -107,10 +120,16 @@ fn groups_and_users_are_created_modified_and_removed() {
         ),
     );
     let runs = work.converge(&host, "user.yml", || {
-        assert!(!ok(&host, "getent passwd alice"), "check mode created alice");
+        assert!(
+            !ok(&host, "getent passwd alice"),
+            "check mode created alice"
+        );
     });
     for out in [&runs.check, &runs.first, &runs.second] {
-        assert!(!out.contains(HASH_TAIL), "the hash shows in play's output:\n{out}");
+        assert!(
+            !out.contains(HASH_TAIL),
+            "the hash shows in play's output:\n{out}"
+        );
     }
     assert_eq!(
         sh(&host, "getent passwd alice").trim(),
@@ -118,12 +137,18 @@ fn groups_and_users_are_created_modified_and_removed() {
     );
     assert_eq!(sh(&host, "getent shadow alice | cut -d: -f2").trim(), HASH);
     let groups = sh(&host, "id -Gn alice");
-    assert!(groups.contains("devs") && groups.contains("ops"), "{groups}");
+    assert!(
+        groups.contains("devs") && groups.contains("ops"),
+        "{groups}"
+    );
     assert_eq!(
         sh(&host, "stat -c '%U %a' /srv/people/alice").trim(),
         "alice 755"
     );
-    assert!(ok(&host, "test -f /srv/people/alice/.bashrc"), "no skeleton in the home");
+    assert!(
+        ok(&host, "test -f /srv/people/alice/.bashrc"),
+        "no skeleton in the home"
+    );
     // Converged, verbose: still no hash, even where commands are shown.
     let (out, code) = work.play(&["user.yml", "-vvv"]);
     assert_eq!(code, 0, "{out}");
@@ -144,7 +169,10 @@ fn groups_and_users_are_created_modified_and_removed() {
         assert!(sh(&host, "getent passwd alice").ends_with(":/bin/bash\n"));
     });
     for out in [&runs.check, &runs.first, &runs.second] {
-        assert!(!out.contains(HASH2_TAIL), "the hash shows in play's output:\n{out}");
+        assert!(
+            !out.contains(HASH2_TAIL),
+            "the hash shows in play's output:\n{out}"
+        );
     }
     assert_eq!(
         sh(&host, "getent passwd alice").trim(),
@@ -159,6 +187,23 @@ fn groups_and_users_are_created_modified_and_removed() {
         groups.contains("devs") && groups.contains("ops") && groups.contains("users"),
         "{groups}"
     );
+
+    // A password change with every command shown: still no hash.
+    work.write(
+        "password.yml",
+        &format!(
+            "{}    - user: {{name: alice, password: '{HASH}'}}\n",
+            play_header()
+        ),
+    );
+    let (out, code) = work.play(&["password.yml", "-vvv"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(recap(&out, &host.name).changed, 1, "{out}");
+    assert!(
+        !out.contains(HASH_TAIL) && !out.contains(HASH2_TAIL),
+        "a hash shows with -vvv:\n{out}"
+    );
+    assert_eq!(sh(&host, "getent shadow alice | cut -d: -f2").trim(), HASH);
 
     // Removed, home and all; then its groups.
     work.write(
@@ -214,12 +259,16 @@ fn a_group_gid_changes_and_user_errors_are_ansibles() {
         assert!(!ok(&host, "getent passwd dave"));
     });
     assert!(
-        runs.second.contains("no force, so skipping ssh-keygen generation"),
+        runs.second
+            .contains("no force, so skipping ssh-keygen generation"),
         "{}",
         runs.second
     );
     assert_eq!(
-        sh(&host, "stat -c '%U %a' /home/dave/.ssh /home/dave/.ssh/id_ed25519"),
+        sh(
+            &host,
+            "stat -c '%U %a' /home/dave/.ssh /home/dave/.ssh/id_ed25519"
+        ),
         "dave 700\ndave 600\n"
     );
 }
@@ -228,7 +277,10 @@ fn a_group_gid_changes_and_user_errors_are_ansibles() {
 fn authorized_keys_with_options_exclusive_and_a_new_ssh_dir() {
     let host = boot();
     let work = Work::new(&host);
-    sh(&host, "useradd -m -s /bin/sh erin && useradd -m -s /bin/sh frank");
+    sh(
+        &host,
+        "useradd -m -s /bin/sh erin && useradd -m -s /bin/sh frank",
+    );
     sh(
         &host,
         &format!(
@@ -243,14 +295,20 @@ fn authorized_keys_with_options_exclusive_and_a_new_ssh_dir() {
         ),
     );
     let runs = work.converge(&host, "keys.yml", || {
-        assert!(!ok(&host, "test -e /home/erin/.ssh"), "check mode made ~/.ssh");
+        assert!(
+            !ok(&host, "test -e /home/erin/.ssh"),
+            "check mode made ~/.ssh"
+        );
         assert!(sh(&host, "cat /home/frank/.ssh/authorized_keys").contains("old@box"));
     });
     // The diff shows the file before and after.
     for out in [&runs.check, &runs.first] {
         assert!(out.contains("/home/frank/.ssh/authorized_keys"), "{out}");
         assert!(out.contains(&format!("-{KEY_OLD}")), "{out}");
-        assert!(out.contains("+no-port-forwarding,from=\"10.0.0.1,10.0.0.2\" ssh-ed25519"), "{out}");
+        assert!(
+            out.contains("+no-port-forwarding,from=\"10.0.0.1,10.0.0.2\" ssh-ed25519"),
+            "{out}"
+        );
     }
     assert_eq!(
         sh(&host, "cat /home/erin/.ssh/authorized_keys"),
@@ -261,7 +319,10 @@ fn authorized_keys_with_options_exclusive_and_a_new_ssh_dir() {
         format!("no-port-forwarding,from=\"10.0.0.1,10.0.0.2\" {KEY_A}\n")
     );
     assert_eq!(
-        sh(&host, "stat -c '%U %G %a' /home/erin/.ssh /home/erin/.ssh/authorized_keys"),
+        sh(
+            &host,
+            "stat -c '%U %G %a' /home/erin/.ssh /home/erin/.ssh/authorized_keys"
+        ),
         "erin erin 700\nerin erin 600\n"
     );
 
@@ -287,7 +348,10 @@ fn authorized_keys_with_options_exclusive_and_a_new_ssh_dir() {
     );
     let (out, code) = work.play(&["invalid.yml"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("invalid key specified: ssh-foo AAAA x"), "{out}");
+    assert!(
+        out.contains("invalid key specified: ssh-foo AAAA x"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -309,11 +373,18 @@ fn cron_jobs_for_root_and_a_user_and_in_cron_d() {
         ),
     );
     let runs = work.converge(&host, "cron.yml", || {
-        assert!(!ok(&host, "crontab -l -u root"), "check mode wrote root's crontab");
+        assert!(
+            !ok(&host, "crontab -l -u root"),
+            "check mode wrote root's crontab"
+        );
         assert!(!sh(&host, "crontab -l -u gina").contains("Ansible"));
         assert!(!ok(&host, "test -e /etc/cron.d/play-test"));
     });
-    assert!(runs.check.contains("crontab for user \"gina\""), "{}", runs.check);
+    assert!(
+        runs.check.contains("crontab for user \"gina\""),
+        "{}",
+        runs.check
+    );
     assert_eq!(recap(&runs.first, &host.name).changed, 6, "{}", runs.first);
     assert_eq!(
         sh(&host, "crontab -l -u root"),
@@ -326,7 +397,10 @@ fn cron_jobs_for_root_and_a_user_and_in_cron_d() {
         )
     );
     assert_eq!(
-        sh(&host, "cat /etc/cron.d/play-test; stat -c %a /etc/cron.d/play-test"),
+        sh(
+            &host,
+            "cat /etc/cron.d/play-test; stat -c %a /etc/cron.d/play-test"
+        ),
         "#Ansible: hourly\n@hourly root /bin/true\n644\n"
     );
 

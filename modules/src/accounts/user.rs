@@ -927,7 +927,7 @@ fn change(
         );
     }
     // What follows needs the account (Ansible's `if user.user_exists()`).
-    s = s.raw("u_passwd\nif [ -n \"$u_e\" ]; then\n");
+    s = s.raw("u_passwd\nif [ -n \"$u_e\" ]; then :\n");
     if let Some([min, max, warn]) = plan.chage {
         let v = |x: Option<i64>| x.map(|x| x.to_string()).unwrap_or_default();
         s = s
@@ -1311,6 +1311,30 @@ mod tests {
         assert_eq!(
             r.result["warnings"],
             json!([format!("Found existing ssh key private file \"{}\", no force, so skipping ssh-keygen generation", key.display())])
+        );
+    }
+
+    #[test]
+    fn a_new_hash_alone_is_set_without_usermod() {
+        let mut host = FakeTools::new();
+        fake_accounts(
+            &host,
+            "erin:x:1003:1003::/:/bin/sh\n",
+            GROUPS,
+            "erin:$6$old$hash:19000:0:99999:7:::\n",
+        );
+        let r = host
+            .run(
+                &User,
+                json!({"name": "erin", "password": HASH}),
+                false,
+                false,
+            )
+            .expect("runs");
+        assert!(r.changed && !r.failed, "{r:?}");
+        assert_eq!(
+            logged(&host),
+            vec!["chpasswd [-e]".to_string(), format!("< erin:{HASH}")]
         );
     }
 }
