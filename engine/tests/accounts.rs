@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::thread;
 
 use common::{converge, recap, run_play, text};
 use testbed::SystemdHost;
@@ -350,6 +353,72 @@ fn authorized_keys_with_options_exclusive_and_a_new_ssh_dir() {
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("invalid key specified: ssh-foo AAAA x"),
+        "{out}"
+    );
+}
+
+/// An HTTP server on the host's gateway answering `/NAME.keys` with `body` and anything else
+/// with 404, for as long as the test runs; its base URL.
+fn serve_keys(host: &SystemdHost, name: &'static str, body: String) -> String {
+    let listener = TcpListener::bind((host.gateway.as_str(), 0)).expect("bind the gateway");
+    let port = listener.local_addr().expect("address").port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let wanted = format!("GET /{name}.keys ");
+            let response = if request.starts_with(wanted.as_bytes()) {
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    format!("http://{}:{port}", host.gateway)
+}
+
+#[test]
+fn authorized_keys_fetched_from_a_url_on_the_target() {
+    let host = boot();
+    let work = Work::new(&host);
+    sh(&host, "useradd -m -s /bin/sh hank");
+    let base = serve_keys(&host, "hank", format!("{KEY_A}\n# a comment\n{KEY_B}\n"));
+    work.write(
+        "url.yml",
+        &format!(
+            "{}    - authorized_key: {{user: hank, key: '{base}/hank.keys', validate_certs: false}}\n      register: fetched\n    - assert: {{that: [\"fetched.key == '{base}/hank.keys'\"]}}\n",
+            play_header()
+        ),
+    );
+    work.converge(&host, "url.yml", || {
+        assert!(!ok(&host, "test -e /home/hank/.ssh"));
+    });
+    assert_eq!(
+        sh(&host, "cat /home/hank/.ssh/authorized_keys"),
+        format!("{KEY_A}\n{KEY_B}\n")
+    );
+    work.write(
+        "missing.yml",
+        &format!(
+            "{}    - authorized_key: {{user: hank, key: '{base}/nobody.keys'}}\n",
+            play_header()
+        ),
+    );
+    let (out, code) = work.play(&["missing.yml"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("Error getting key from: {base}/nobody.keys")),
         "{out}"
     );
 }
