@@ -4,6 +4,7 @@
 //! arguments and a `Host` to run shell commands on, and says what changed. Modules run on
 //! the controller and only ever send shell commands (and file contents) to the target.
 
+pub mod accounts;
 pub mod args;
 pub mod cmd;
 pub mod commands;
@@ -260,6 +261,10 @@ pub static REGISTRY: &[&dyn Module] = &[
     &files::find::Find,
     &files::tempfile::TempFile,
     &system::setup::Setup,
+    &accounts::user::User,
+    &accounts::cron::Cron,
+    &accounts::group::Group,
+    &accounts::authorized_key::AuthorizedKey,
     &net::git::Git,
     &net::get_url::GetUrl,
     &net::uri::Uri,
