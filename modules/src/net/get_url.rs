@@ -868,6 +868,28 @@ mod download_tests {
             "hello again\n"
         );
         assert!(temps(dir.path()).is_empty());
+
+        // backup keeps the replaced file; tmp_dest holds the download until it is moved.
+        std::fs::write(served.path().join("f.txt"), "third\n").expect("write");
+        let staging = tempfile::tempdir().expect("tempdir");
+        let r = run(
+            false,
+            json!({"url": url, "dest": d, "force": true, "backup": true,
+                   "tmp_dest": staging.path().to_str().expect("utf-8")}),
+        );
+        assert_eq!(r["changed"], true, "{r:?}");
+        let backup = r["backup_file"].as_str().expect("backup_file").to_string();
+        assert_eq!(
+            std::fs::read_to_string(&backup).expect("backup"),
+            "hello again\n"
+        );
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "third\n");
+        assert_eq!(std::fs::read_dir(staging.path()).expect("ls").count(), 0);
+        let r = run(
+            false,
+            json!({"url": url, "dest": d, "force": true, "tmp_dest": format!("{d}.nowhere")}),
+        );
+        assert_eq!(r["msg"], format!("{d}.nowhere directory does not exist."));
     }
 
     #[test]

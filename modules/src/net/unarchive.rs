@@ -851,6 +851,61 @@ mod tests {
     }
 
     #[test]
+    fn include_exclude_and_extra_opts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        source(dir.path());
+        sh(
+            dir.path(),
+            "tar -C src -czf a.tgz top && (cd src && zip -q -r -y ../a.zip top)",
+        );
+        let tgz = dir.path().join("a.tgz");
+        let zip = dir.path().join("a.zip");
+        for (name, archive) in [("tar", &tgz), ("zip", &zip)] {
+            let dest = dir.path().join(format!("excl {name}"));
+            std::fs::create_dir(&dest).expect("mkdir");
+            let args = json!({"src": archive, "dest": dest, "remote_src": true, "exclude": ["top/sub/*", "top/run.sh"]});
+            let o = run(false, args.clone());
+            assert!(o.changed && !o.failed, "{name}: {o:?}");
+            assert!(dest.join("top/a.txt").exists(), "{name}");
+            assert!(
+                !dest.join("top/run.sh").exists() && !dest.join("top/sub/b c.txt").exists(),
+                "{name}"
+            );
+            let o = run(false, args);
+            assert!(!o.changed && !o.failed, "{name}: {o:?}");
+            let dest = dir.path().join(format!("incl {name}"));
+            std::fs::create_dir(&dest).expect("mkdir");
+            let args = json!({"src": archive, "dest": dest, "remote_src": true, "include": ["top/a.txt"], "list_files": true});
+            let o = run(false, args.clone());
+            assert!(o.changed && !o.failed, "{name}: {o:?}");
+            assert_eq!(o.result["files"], json!(["top/a.txt"]), "{name}");
+            assert!(!dest.join("top/run.sh").exists(), "{name}");
+            let o = run(false, args);
+            assert!(!o.changed && !o.failed, "{name}: {o:?}");
+        }
+        let dest = dir.path().join("stripped");
+        std::fs::create_dir(&dest).expect("mkdir");
+        let args = json!({"src": tgz, "dest": dest, "remote_src": true, "extra_opts": ["--strip-components=1"]});
+        let o = run(false, args.clone());
+        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(dest.join("a.txt").exists() && dest.join("sub/b c.txt").exists());
+        let o = run(false, args);
+        assert!(!o.changed && !o.failed, "{o:?}");
+        // keep_newer leaves a newer file alone.
+        let dest = dir.path().join("newer");
+        std::fs::create_dir(&dest).expect("mkdir");
+        let args = json!({"src": zip, "dest": dest, "remote_src": true, "keep_newer": true});
+        assert!(run(false, args.clone()).changed);
+        std::fs::write(dest.join("top/a.txt"), "mine, newer\n").expect("write");
+        let o = run(false, args);
+        assert!(!o.failed, "{o:?}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("top/a.txt")).expect("read"),
+            "mine, newer\n"
+        );
+    }
+
+    #[test]
     fn errors_have_ansibles_words() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().to_str().expect("utf-8");
