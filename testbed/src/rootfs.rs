@@ -27,12 +27,13 @@ pub(crate) const DEBOOTSTRAP: &str = "/usr/sbin/debootstrap";
 
 pub(crate) const SUITE: &str = "bookworm";
 /// What the hosts run: systemd, sshd, both package managers the tests drive, and the tools
-/// modules expect on a Debian server. No Python.
+/// modules expect on a Debian server (iproute2: `setup`'s default route facts). No Python.
 const PACKAGES: &[&str] = &[
     "systemd",
     "systemd-sysv",
     "dbus",
     "openssh-server",
+    "iproute2",
     "pacman-package-manager",
     "cron",
     "sudo",

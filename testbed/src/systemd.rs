@@ -352,20 +352,11 @@ impl SystemdHost {
             yaml_string(group)
         );
         for host in hosts {
-            let common_args = format!(
-                "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
-                path_word(&host.known_hosts)
-            );
-            yaml.push_str(&format!(
-                "        {name}:\n\
-                 \x20         ansible_host: {addr}\n\
-                 \x20         ansible_user: root\n\
-                 \x20         ansible_ssh_private_key_file: {key}\n\
-                 \x20         ansible_ssh_common_args: {args}\n",
-                name = yaml_string(&host.name),
-                addr = yaml_string(&host.addr),
-                key = yaml_string(&host.client_key.to_string_lossy()),
-                args = yaml_string(&common_args),
+            yaml.push_str(&inventory_host(
+                &host.name,
+                &host.addr,
+                &host.client_key,
+                &host.known_hosts,
             ));
         }
         yaml
@@ -703,6 +694,26 @@ impl Drop for SystemdHost {
     }
 }
 
+/// A host's entry below `hosts:`: what `SshHosts` sets for all hosts (root, the key, the
+/// known_hosts options), as host variables.
+fn inventory_host(name: &str, addr: &str, client_key: &Path, known_hosts: &Path) -> String {
+    let common_args = format!(
+        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+        path_word(known_hosts)
+    );
+    format!(
+        "        {name}:\n\
+         \x20         ansible_host: {addr}\n\
+         \x20         ansible_user: root\n\
+         \x20         ansible_ssh_private_key_file: {key}\n\
+         \x20         ansible_ssh_common_args: {args}\n",
+        name = yaml_string(name),
+        addr = yaml_string(addr),
+        key = yaml_string(&client_key.to_string_lossy()),
+        args = yaml_string(&common_args),
+    )
+}
+
 /// SIGTERM (an orderly shutdown), then SIGKILL to the container and to nspawn.
 fn stop_nspawn(mut child: Child) {
     let pid = child.id();
@@ -778,6 +789,24 @@ fn machine_id() -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inventory_entries_carry_every_connection_setting() {
+        assert_eq!(
+            inventory_host(
+                "sd3",
+                "10.213.0.14",
+                Path::new("/tmp/play-systemd-x/client/id_ed25519"),
+                Path::new("/tmp/a b/known_hosts"),
+            ),
+            "        \"sd3\":\n\
+             \x20         ansible_host: \"10.213.0.14\"\n\
+             \x20         ansible_user: root\n\
+             \x20         ansible_ssh_private_key_file: \"/tmp/play-systemd-x/client/id_ed25519\"\n\
+             \x20         ansible_ssh_common_args: \"-o UserKnownHostsFile='/tmp/a b/known_hosts' \
+             -o StrictHostKeyChecking=yes\"\n"
+        );
+    }
 
     #[test]
     fn machine_ids_are_32_hex_digits() {
