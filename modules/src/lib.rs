@@ -4,6 +4,7 @@
 //! arguments and a `Host` to run shell commands on, and says what changed. Modules run on
 //! the controller and only ever send shell commands (and file contents) to the target.
 
+pub mod accounts;
 pub mod args;
 pub mod cmd;
 pub mod commands;
@@ -259,6 +260,10 @@ pub static REGISTRY: &[&dyn Module] = &[
     &files::find::Find,
     &files::tempfile::TempFile,
     &system::setup::Setup,
+    &accounts::user::User,
+    &accounts::cron::Cron,
+    &accounts::group::Group,
+    &accounts::authorized_key::AuthorizedKey,
 ];
 
 /// Find a module by any of the names Ansible users write: `copy`, `ansible.builtin.copy`,
