@@ -85,18 +85,17 @@ fn preflight() -> io::Result<()> {
              network namespaces)",
         ));
     }
-    let missing: Vec<String> = CONTROLLER_TOOLS
+    let mut missing: Vec<String> = CONTROLLER_TOOLS
         .iter()
         .filter(|(path, _)| !Path::new(path).is_file())
         .map(|(path, package)| format!("{path} (package {package})"))
         .collect();
-    let ip_missing = !["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip"]
+    if !["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip"]
         .iter()
-        .any(|path| Path::new(path).is_file());
-    let missing: Vec<String> = missing
-        .into_iter()
-        .chain(ip_missing.then(|| "ip (package iproute2)".to_string()))
-        .collect();
+        .any(|path| Path::new(path).is_file())
+    {
+        missing.push("ip (package iproute2)".into());
+    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -180,10 +179,7 @@ fn reap_slot(slot: &Slot) {
 /// SIGKILL to what nspawn `pid` started (the container's init, so the kernel kills the
 /// whole container), then a moment for it to go.
 fn kill_container(pid: u32) {
-    let children: Vec<procs::Proc> = ProcessTable::snapshot()
-        .descendants(pid)
-        .into_iter()
-        .collect();
+    let children = ProcessTable::snapshot().descendants(pid);
     for child in &children {
         child.signal(Signal::KILL);
     }
@@ -381,6 +377,8 @@ impl SystemdHost {
         command
             .arg("-F")
             .arg(&self.ssh_config)
+            // Fails instead of hanging when the host is gone.
+            .args(["-o", "ConnectTimeout=30"])
             .arg(format!("root@{}", self.addr))
             .stdin(Stdio::null());
         command
@@ -616,8 +614,7 @@ impl SystemdHost {
             // --wait: returns once the boot is over.
             let mut command = self.ssh_command();
             command
-                .args(["-o", "ConnectTimeout=10", "--"])
-                .arg("systemctl is-system-running --wait")
+                .args(["--", "systemctl is-system-running --wait"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             let output = output_until(command, deadline)?;
