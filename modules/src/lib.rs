@@ -11,6 +11,7 @@ pub mod diff;
 pub mod files;
 pub mod local;
 pub mod pyfmt;
+pub mod services;
 pub mod system;
 pub mod tools;
 
@@ -259,6 +260,11 @@ pub static REGISTRY: &[&dyn Module] = &[
     &files::find::Find,
     &files::tempfile::TempFile,
     &system::setup::Setup,
+    &services::systemd::SystemdService,
+    &services::service::Service,
+    &system::sysctl::Sysctl,
+    &system::hostname::Hostname,
+    &system::timezone::Timezone,
 ];
 
 /// Find a module by any of the names Ansible users write: `copy`, `ansible.builtin.copy`,
