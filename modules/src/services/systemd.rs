@@ -4,7 +4,7 @@
 //!
 //! One exec reads everything the decisions need: `systemctl daemon-reload`/`daemon-reexec`
 //! first when asked (as Ansible, never in check mode), then `systemctl show -- NAME` (every
-//! property: the result's `status`, as Ansible returns it), `systemctl is-enabled -l -- NAME`
+//! property: the result's `status`, as Ansible returns it), `systemctl is-enabled -- NAME`
 //! (status and output), whether `/etc/init.d/NAME` exists and is linked from an rc directory,
 //! and whether systemd runs the host. The controller decides (`plan`) and, when something has
 //! to change, one more exec runs the `systemctl` actions in Ansible's order (mask/unmask,
@@ -22,6 +22,9 @@
 //!   "Failed to parse bus message") are not made: such a host reads as not having the unit,
 //!   unless `is-enabled` knows it. Its chroot and `SYSTEMD_OFFLINE` warnings are not given.
 //! - `daemon_reload` alone reports ok, as Ansible does (its `changed` stays false).
+//! - Ansible asks `is-enabled -l` whether the unit is enabled and plain `is-enabled` whether
+//!   it is masked; here one plain `is-enabled` answers both (`-l` adds the unit's symlinks
+//!   as more lines, which would only hide `indirect` and friends from Ansible's check).
 
 use serde::Deserialize;
 
@@ -186,7 +189,7 @@ fn probe_script(req: &Request, check: bool) -> Script {
     if req.name.is_some() {
         s = s.raw(
             "__cap show __sc show -- \"$u\"\n\
-             __cap en __sc is-enabled -l -- \"$u\"\n\
+             __cap en __sc is-enabled -- \"$u\"\n\
              case $u in /*) __i=$u;; *) __i=/etc/init.d/$u;; esac\n\
              if [ -e \"$__i\" ]; then __kv initd 1\n\
              for __f in /etc/rc*.d/S??\"$u\"; do if [ -e \"$__f\" ]; then __kv sysv 1; break; fi; done\n\
@@ -370,11 +373,11 @@ pub(crate) fn missing_message(unit: &str, reason: &str) -> String {
     }
 }
 
-/// Whether Ansible counts the unit as enabled, from `is-enabled -l`.
+/// Whether Ansible counts the unit as enabled, from `is-enabled`'s status and first line.
 pub(crate) fn is_enabled(req: &Request, probe: &Probe, answer: &Captured) -> bool {
     match answer.rc {
         0 => !matches!(
-            answer.out.trim_end(),
+            answer.out.lines().next().unwrap_or("").trim_end(),
             "enabled-runtime" | "indirect" | "alias"
         ),
         1 => {
@@ -455,7 +458,7 @@ fn run_actions(
             .raw("-- \"$u\" || exit 1\n");
     }
     if read_enabled {
-        s = s.raw("__cap en __sc is-enabled -l -- \"$u\"\n");
+        s = s.raw("__cap en __sc is-enabled -- \"$u\"\n");
     }
     let out = ctx.host.exec(&Cmd::script(s))?;
     tools::missing_tool(&out)?;

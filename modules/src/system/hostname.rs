@@ -230,10 +230,12 @@ impl Module for Hostname {
             Some(Use::Systemd | Use::Debian) => "systemd",
             Some(Use::Generic) => "generic",
             Some(Use::Alpine) => "alpine",
-            Some(other) => return Ok(Outcome::failed(format!(
+            Some(other) => {
+                return Ok(Outcome::failed(format!(
                 "hostname: use={} is not supported here (systemd, debian, generic and alpine are)",
                 format!("{other:?}").to_ascii_lowercase()
-            ))),
+            )))
+            }
         };
         let name = a.name;
         let probe = Script::new()
