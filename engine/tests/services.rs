@@ -141,7 +141,10 @@ fn a_socket_activated_template_unit_answers_the_controller() {
         "{check}"
     );
     assert_eq!(
-        ssh_text(&host, "test -e /etc/systemd/system/app@.socket && echo written || echo none"),
+        ssh_text(
+            &host,
+            "test -e /etc/systemd/system/app@.socket && echo written || echo none"
+        ),
         "none",
         "the check run wrote a unit"
     );
@@ -179,7 +182,10 @@ fn a_socket_activated_template_unit_answers_the_controller() {
     (&stream).write_all(b"bye\n").expect("write");
     drop(reader);
     drop(stream);
-    assert_eq!(ssh_text(&host, "systemctl is-active app@beryl3.socket"), "active");
+    assert_eq!(
+        ssh_text(&host, "systemctl is-active app@beryl3.socket"),
+        "active"
+    );
 }
 
 /// Units of each kind, installed before the playbooks run (in /usr/lib so that they can be
@@ -258,7 +264,11 @@ fn service_socket_timer_and_template_units_converge() {
     );
     let c = converge(d, &inventory, "down.yml", &host.name, || {
         for unit in UNITS {
-            assert_eq!(unit_state(&host, unit).0, "active", "{unit} after the check run");
+            assert_eq!(
+                unit_state(&host, unit).0,
+                "active",
+                "{unit} after the check run"
+            );
         }
     });
     assert_eq!(recap(&c.first, &host.name).changed, 5, "{}", c.first);
@@ -394,7 +404,10 @@ fn restarts_results_and_errors_are_ansibles() {
         out.contains("Could not find the requested service it's $(touch /tmp/pwned).service: host"),
         "{out}"
     );
-    assert_eq!(ssh_text(&host, "test -e /tmp/pwned && echo ran || echo no"), "no");
+    assert_eq!(
+        ssh_text(&host, "test -e /tmp/pwned && echo ran || echo no"),
+        "no"
+    );
 }
 
 #[test]
@@ -458,7 +471,10 @@ fn sysctl_hostname_and_timezone_converge_with_diffs() {
     assert_eq!(recap(&c.first, &host.name).changed, 5, "{}", c.first);
     for out in [&c.check, &c.first] {
         // The file's diff (the line Ansible rewrites without spaces, the new keys) ...
-        assert!(out.contains("--- before: /etc/sysctl.d/90 play.conf"), "{out}");
+        assert!(
+            out.contains("--- before: /etc/sysctl.d/90 play.conf"),
+            "{out}"
+        );
         assert!(out.contains("+net.ipv4.ip_forward=1\n"), "{out}");
         assert!(out.contains("+net.core.somaxconn=1024\n"), "{out}");
         assert!(out.contains("-net.ipv4.tcp_syncookies = 1\n"), "{out}");

@@ -254,8 +254,8 @@ impl Module for Timezone {
                 "\nif [ -n \"$z\" ] && [ -f \"/usr/share/zoneinfo/$z\" ]; then __kv zone 1; fi\n\
                  if systemd-detect-virt --container --quiet 2>/dev/null || [ -e /run/systemd/container ] || [ -e /.dockerenv ]; then __kv container 1; fi\n\
                  __tdc=\n\
-                 if command -v timedatectl >/dev/null 2>&1 && timedatectl >/dev/null 2>&1; then __tdc=$(command -v timedatectl); __kv tdc \"$__tdc\"; fi\n\
-                 __tzread before\n",
+                 if command -v timedatectl >/dev/null 2>&1 && __cap before.st timedatectl status; then __tdc=$(command -v timedatectl); __kv tdc \"$__tdc\"\n\
+                 else __tzread before; fi\n",
             );
         let out = ctx.host.exec(&Cmd::script(probe))?;
         let r = Records::parse(&out.stdout);
