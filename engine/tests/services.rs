@@ -429,6 +429,15 @@ fn sysctl_hostname_and_timezone_converge_with_diffs() {
     );
     let old_static = ssh_text(&host, "hostnamectl --static status");
     let old_name = ssh_text(&host, "uname -n");
+    // The FQDN is looked up as Python's getfqdn() does (nsswitch: files, then DNS, which the
+    // test host cannot reach), so both names are in /etc/hosts, as an installer puts them.
+    ssh_ok(
+        &host,
+        &format!(
+            "printf '%s\\n' '127.0.0.1 localhost' '127.0.1.1 tier-host.example.test tier-host' \
+             '127.0.1.2 {old_name}' >/etc/hosts"
+        ),
+    );
     let old_link = ssh_text(&host, "readlink /etc/localtime");
     let old_zone = ssh_text(&host, "timedatectl show -p Timezone --value");
     assert_ne!(old_zone, "Asia/Tokyo");
@@ -455,6 +464,11 @@ fn sysctl_hostname_and_timezone_converge_with_diffs() {
         that:
           - ansible_hostname == 'tier-host'
           - ansible_nodename == 'tier-host.example.test'
+    - assert:
+        that:
+          - ansible_fqdn == 'tier-host.example.test'
+          - ansible_domain == 'example.test'
+      when: not ansible_check_mode
 ",
     );
     let c = converge(d, &inventory, "settings.yml", &host.name, || {

@@ -6,8 +6,8 @@
 //! the default elsewhere: `/etc/hostname` and the `hostname` command (or
 //! `/proc/sys/kernel/hostname` without it). `alpine`: `/etc/hostname`, then
 //! `hostname -F /etc/hostname`. One exec reads both names and what Python's
-//! `socket.getfqdn()` would answer (`getent hosts` of the node name: the first of its names
-//! with a dot, else its canonical name); one more sets what differs and reads the FQDN again.
+//! `socket.getfqdn()` would answer (see `FQDN`); one more sets what differs and reads the
+//! FQDN again.
 //!
 //! Result as Ansible: `name`, `ansible_facts` (`ansible_hostname`, `ansible_nodename`,
 //! `ansible_fqdn`, `ansible_domain`), and when changed a diff `hostname = OLD` /
@@ -73,12 +73,18 @@ impl Strategy {
     }
 }
 
-/// `__fqdn`: records `fqdn`, Python's `socket.getfqdn()` for the node name.
+/// `__fqdn`: records `fqdn`, what Python's `socket.getfqdn()` answers for the node name: its
+/// address (`getaddrinfo`, as `getent ahosts`), that address's names (`gethostbyaddr`, as
+/// `getent hosts ADDR`), the first of them with a dot, else the first; the node name when
+/// either lookup finds nothing.
 const FQDN: &str = r#"__fqdn() {
   __n=$(uname -n)
-  if command -v getent >/dev/null 2>&1 && __l=$(getent hosts "$__n" 2>/dev/null) && [ -n "$__l" ]; then
-    __l=${__l%%"$__nl"*}; set -f; set -- $__l; set +f
-    if [ $# -ge 2 ]; then shift; __n=$1; for __w do case $__w in *.*) __n=$__w; break;; esac; done; fi
+  if command -v getent >/dev/null 2>&1 && __a=$(getent ahosts "$__n" 2>/dev/null) && [ -n "$__a" ]; then
+    __a=${__a%%[ 	]*}
+    if __l=$(getent hosts "$__a" 2>/dev/null) && [ -n "$__l" ]; then
+      __l=${__l%%"$__nl"*}; set -f; set -- $__l; set +f
+      if [ $# -ge 2 ]; then shift; __n=$1; for __w do case $__w in *.*) __n=$__w; break;; esac; done; fi
+    fi
   fi
   __kv fqdn "$__n"
 }
