@@ -230,17 +230,24 @@ fn service_socket_timer_and_template_units_converge() {
     - systemd: {name: play-sock.socket, state: started, enabled: yes}
     - ansible.builtin.systemd_service: {name: play-tick.timer, state: started, enabled: true}
     - ansible.builtin.systemd: {unit: play-worker@blue, state: started, enabled: true}
+    - service: {name: play-worker@green, state: started, enabled: yes, runlevel: 3}
 ",
     );
     let c = converge(d, &inventory, "up.yml", &host.name, || {
-        for unit in UNITS {
+        for unit in UNITS.iter().chain(&["play-worker@green.service"]) {
             let (active, enabled) = unit_state(&host, unit);
             assert_eq!(active, "inactive", "{unit} after the check run");
             assert_eq!(enabled, "disabled", "{unit} after the check run");
         }
     });
-    assert_eq!(recap(&c.first, &host.name).changed, 4, "{}", c.first);
-    for unit in UNITS {
+    assert_eq!(recap(&c.first, &host.name).changed, 5, "{}", c.first);
+    assert!(
+        c.first
+            .contains("Ignoring \"runlevel\" as it is not used in \"systemd\""),
+        "{}",
+        c.first
+    );
+    for unit in UNITS.iter().chain(&["play-worker@green.service"]) {
         assert_eq!(
             unit_state(&host, unit),
             ("active".to_string(), "enabled".to_string()),
@@ -260,6 +267,7 @@ fn service_socket_timer_and_template_units_converge() {
     - systemd: {name: play-sock.socket, state: stopped}
     - systemd: {name: play-tick.timer, enabled: false}
     - systemd: {name: play-worker@blue.service, state: stopped, enabled: no}
+    - systemd: {name: play-worker@blue.service, masked: yes}
 ",
     );
     let c = converge(d, &inventory, "down.yml", &host.name, || {
@@ -271,7 +279,7 @@ fn service_socket_timer_and_template_units_converge() {
             );
         }
     });
-    assert_eq!(recap(&c.first, &host.name).changed, 5, "{}", c.first);
+    assert_eq!(recap(&c.first, &host.name).changed, 6, "{}", c.first);
     assert_eq!(
         unit_state(&host, "play-web.service"),
         ("inactive".to_string(), "masked".to_string())
@@ -286,7 +294,7 @@ fn service_socket_timer_and_template_units_converge() {
     );
     assert_eq!(
         unit_state(&host, "play-worker@blue.service"),
-        ("inactive".to_string(), "disabled".to_string())
+        ("inactive".to_string(), "masked".to_string())
     );
 
     // Unmasking and enabling in one task: the enablement is read again after the unmask.
@@ -298,6 +306,7 @@ fn service_socket_timer_and_template_units_converge() {
   gather_facts: false
   tasks:
     - systemd: {name: play-web, masked: false, enabled: true, state: started}
+    - systemd: {name: play-worker@blue, masked: false}
 ",
     );
     converge(d, &inventory, "unmask.yml", &host.name, || {
@@ -310,6 +319,10 @@ fn service_socket_timer_and_template_units_converge() {
     assert_eq!(
         unit_state(&host, "play-web.service"),
         ("active".to_string(), "enabled".to_string())
+    );
+    assert_eq!(
+        unit_state(&host, "play-worker@blue.service"),
+        ("inactive".to_string(), "disabled".to_string())
     );
 }
 
