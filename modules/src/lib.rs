@@ -13,6 +13,7 @@ pub mod files;
 pub mod local;
 pub mod net;
 pub mod pyfmt;
+pub mod services;
 pub mod system;
 pub mod tools;
 
@@ -269,6 +270,11 @@ pub static REGISTRY: &[&dyn Module] = &[
     &net::get_url::GetUrl,
     &net::uri::Uri,
     &net::unarchive::Unarchive,
+    &services::systemd::SystemdService,
+    &services::service::Service,
+    &system::sysctl::Sysctl,
+    &system::hostname::Hostname,
+    &system::timezone::Timezone,
 ];
 
 /// Find a module by any of the names Ansible users write: `copy`, `ansible.builtin.copy`,

@@ -560,6 +560,11 @@ impl SystemdHost {
                 "--network-namespace-path={}",
                 self.slot.netns_path().display()
             ))
+            // With the namespace given, nspawn 252 keeps it but still treats the network as
+            // the host's: no CAP_NET_ADMIN and /proc/sys/net read-only. `--private-network`
+            // gives both, so the container's own network keys (`net.ipv4.ip_forward`, ...)
+            // can be set, as on a real host; the rest of /proc/sys stays read-only.
+            .arg("--private-network")
             .stdin(Stdio::null())
             .stdout(Stdio::from(console.try_clone()?))
             .stderr(Stdio::from(console));
