@@ -10,6 +10,7 @@ pub mod commands;
 pub mod diff;
 pub mod files;
 pub mod local;
+pub mod packages;
 pub mod pyfmt;
 pub mod system;
 pub mod tools;
@@ -259,6 +260,9 @@ pub static REGISTRY: &[&dyn Module] = &[
     &files::find::Find,
     &files::tempfile::TempFile,
     &system::setup::Setup,
+    &packages::pacman::Pacman,
+    &packages::apt::Apt,
+    &packages::package::Package,
 ];
 
 /// Find a module by any of the names Ansible users write: `copy`, `ansible.builtin.copy`,
