@@ -89,9 +89,25 @@ fn module_for(manager: &str) -> Result<&'static dyn Module, ModuleError> {
     }
 }
 
+/// `use`, and every argument apt or pacman takes (the chosen module checks its own).
+fn arg_names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names = vec!["use"];
+        names.extend(Apt.arg_names());
+        names.extend(Pacman.arg_names());
+        names.sort_unstable();
+        names.dedup();
+        names
+    })
+}
+
 impl Module for Package {
     fn name(&self) -> &'static str {
         "package"
+    }
+    fn arg_names(&self) -> &'static [&'static str] {
+        arg_names()
     }
     fn run(&self, ctx: &mut Ctx<'_>, args: &Map) -> Result<Outcome, ModuleError> {
         for required in ["name", "state"] {
