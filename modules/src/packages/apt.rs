@@ -445,9 +445,11 @@ impl Plan {
                     "no" => None,
                     "yes" | "safe" => Some(Upgrade::Safe),
                     "dist" | "full" => Some(Upgrade::Dist),
-                    _ => return Err(ModuleError::Args(format!(
+                    _ => {
+                        return Err(ModuleError::Args(format!(
                         "value of upgrade must be one of: dist, full, no, safe, yes, got: {word}"
-                    ))),
+                    )))
+                    }
                 }
             }
         };

@@ -292,6 +292,9 @@ fn a_cache_refresh_is_a_change_only_when_a_database_changed() {
 /// an executable wrapper pointing pacman at the sandbox's configuration.
 struct Sandbox {
     dir: tempfile::TempDir,
+    /// Publications so far: each dates the repository a minute later than the last, as
+    /// pacman fetches a `file://` database only when it is newer (by the second).
+    published: std::cell::Cell<i64>,
 }
 
 fn sh(cmd: &str) -> bool {
@@ -328,10 +331,15 @@ impl Sandbox {
              [playtest]\nSigLevel = Never\nServer = file://{d}/repo\n"
         );
         std::fs::write(dir.path().join("pacman.conf"), conf).expect("conf");
-        let wrapper = format!("#!/bin/sh\nexec pacman --config {d}/pacman.conf \"$@\"\n");
-        std::fs::write(dir.path().join("pacman"), wrapper).expect("wrapper");
-        sh(&format!("chmod 755 {d}/pacman"));
-        let sb = Sandbox { dir };
+        // Written by a child process: a file this (multi-threaded) process had open for
+        // writing could be inherited by another test's fork and make exec fail (ETXTBSY).
+        assert!(sh(&format!(
+            "printf '#!/bin/sh\\nexec pacman --config {d}/pacman.conf \"$@\"\\n' >{d}/pacman && chmod 755 {d}/pacman"
+        )));
+        let sb = Sandbox {
+            dir,
+            published: std::cell::Cell::new(0),
+        };
         sb.publish("hello-a", "1.0", None);
         sb.publish("hello-c", "1.0", None);
         sb.publish("hello-b", "1.0", Some("hello-c"));
@@ -362,12 +370,15 @@ impl Sandbox {
         let pkg = self
             .path()
             .join(format!("repo/{name}-{version}-1-any.pkg.tar.xz"));
+        self.published.set(self.published.get() + 1);
         assert!(sh(&format!(
-            "cd {} && bsdtar -cJf {} .PKGINFO usr && repo-add -q {}/repo/playtest.db.tar.gz {} >/dev/null 2>&1",
+            "cd {} && bsdtar -cJf {} .PKGINFO usr && repo-add -q {r}/playtest.db.tar.gz {} >/dev/null 2>&1 \
+             && touch -d @{} {r}/playtest.db.tar.gz",
             work.display(),
             pkg.display(),
-            self.path().display(),
-            pkg.display()
+            pkg.display(),
+            1_700_000_000 + 60 * self.published.get(),
+            r = self.path().join("repo").display(),
         )));
     }
 
