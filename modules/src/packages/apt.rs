@@ -661,7 +661,7 @@ impl Plan {
 
     /// The start of every script: tools, helpers, apt's environment, `policy-rc.d` helpers.
     fn prelude(&self) -> Script {
-        let mut s = Script::new()
+        let s = Script::new()
             .need("apt-get")
             .need("dpkg-query")
             .raw(PRELUDE)
@@ -676,11 +676,7 @@ impl Plan {
                 self.policy_rc_d.map(|p| p.to_string()).unwrap_or_default(),
             )
             .raw(POLICY_RC_D);
-        s = s.set("stamp", STAMP).raw(
-            "\nmt() { if [ -e \"$stamp\" ]; then stat -c %Y \"$stamp\"; \
-             elif [ -e /var/lib/apt/lists ]; then stat -c %Y /var/lib/apt/lists; else echo 0; fi; }\n",
-        );
-        s
+        s.set("stamp", STAMP).raw(LISTS)
     }
 
     /// The first script: clean, refresh the lists, then either the whole action (`deb`,
@@ -691,7 +687,10 @@ impl Plan {
             s = s.raw("if [ -z \"$chk\" ]; then run clean apt-get clean || exit 0; fi\n");
         }
         if self.update {
+            let keep = self.check && self.action() == Action::Packages;
             s = s
+                .set("keep", if keep { "1" } else { "" })
+                .raw(";")
                 .set("cvt", self.cache_valid_time.to_string())
                 .raw(";")
                 .set("tries", self.retries.to_string())
@@ -703,18 +702,18 @@ impl Plan {
         s = match action {
             Action::CacheOnly => s,
             Action::Upgrade(u) => s
-                .raw("op() { apt-get")
+                .raw("op() { ao apt-get")
                 .cmd(&self.upgrade_args(u))
                 .raw("\"$@\"; }\n")
                 .raw(SINGLE_ACTION),
             Action::Cleanup(op) => s
-                .raw("op() { apt-get")
+                .raw("op() { ao apt-get")
                 .cmd(&self.cleanup_args(op))
                 .raw("\"$@\"; }\n")
                 .raw(SINGLE_ACTION),
             Action::BuildDep => {
                 let specs: Vec<String> = self.specs.iter().map(spec_text).collect();
-                s.raw("op() { apt-get")
+                s.raw("op() { ao apt-get")
                     .cmd(&self.install_args("build-dep"))
                     .raw("build-dep \"$@\"; }\nset --")
                     .cmd(&specs)
@@ -723,7 +722,7 @@ impl Plan {
             }
             Action::Deb => {
                 let mut s = s
-                    .raw("op() { apt-get")
+                    .raw("op() { ao apt-get")
                     .cmd(&self.install_args("install"))
                     .raw("install \"$@\"; }\n")
                     .set("debs", self.deb.join("\n"))
@@ -761,7 +760,13 @@ impl Plan {
     }
 
     /// The second script: apt-get for the decided packages.
-    fn act_script(&self, specs: &[String], mark: &[String], diff: bool) -> Script {
+    fn act_script(
+        &self,
+        specs: &[String],
+        mark: &[String],
+        diff: bool,
+        lists: Option<&str>,
+    ) -> Script {
         let remove = self.state == State::Absent;
         let args = if remove {
             self.remove_args()
@@ -770,7 +775,7 @@ impl Plan {
         };
         let verb = if remove { "remove" } else { "install" };
         self.prelude()
-            .raw("op() { apt-get")
+            .raw("op() { ao apt-get")
             .cmd(&args)
             .raw("\"$@\"; }\n")
             .set("verb", verb)
@@ -778,7 +783,9 @@ impl Plan {
             .set("mk", mark.join("\n"))
             .raw("\n")
             .set("sim", if diff || self.check { "1" } else { "" })
-            .raw("\nset --")
+            .raw("\n")
+            .set("L", lists.unwrap_or(""))
+            .raw("\nrmx=$L\nset --")
             .cmd(specs)
             .raw(ACT)
     }
@@ -801,6 +808,26 @@ enum Action {
     Packages,
 }
 
+/// `mt`: the lists' time as Ansible reads it (the update stamp's mtime, else the lists
+/// directory's). `ao CMD ARGS`: an apt command reading the lists in `$L` when set (check
+/// mode's refreshed copy; the binary caches then stay in memory) instead of the system's.
+const LISTS: &str = r#"
+mt() {
+  if [ -e "$stamp" ]; then stat -c %Y "$stamp"
+  elif [ -e /var/lib/apt/lists ]; then stat -c %Y /var/lib/apt/lists
+  else echo 0; fi
+}
+L=
+ao() {
+  c=$1; shift
+  if [ -n "$L" ]; then
+    "$c" -o "Dir::State::Lists=$L" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "$@"
+  else
+    "$c" "$@"
+  fi
+}
+"#;
+
 /// `policy-rc.d` for `policy_rc_d`: `prc_on` puts one in place that exits with `$prc`
 /// (the existing one kept aside), `prc_off` restores.
 const POLICY_RC_D: &str = r#"
@@ -818,6 +845,9 @@ prc_off() {
 
 /// Refresh the lists when older than `$cvt` seconds: `cache fresh T`, `cache would T`
 /// (check mode), `cache ran T0 T1`, or `update` (the last failed try) and `updatefail`.
+/// In check mode with `$keep`, a copy of the lists is refreshed instead, in `$L`
+/// (`tmplists L`): the package decisions and the second script's simulation then see what
+/// a real run would see; that script removes it.
 const CACHE: &str = r#"
 t0=$(mt)
 now=$(date +%s)
@@ -825,6 +855,14 @@ if [ $((t0 + cvt)) -ge "$now" ]; then
   sec cache "fresh $t0"
 elif [ -n "$chk" ]; then
   sec cache "would $t0"
+  if [ -n "$keep" ]; then
+    L=$(mktemp -d /tmp/play-apt-lists.XXXXXX) || exit 1
+    if chmod 755 "$L" && cp -a /var/lib/apt/lists/. "$L"/ && rm -f "$L/lock" && run update ao apt-get -q update; then
+      sec tmplists "$L"
+    else
+      rmx=$L; L=
+    fi
+  fi
 else
   i=0; d=1
   until run update apt-get update -q; do
@@ -897,7 +935,7 @@ const MATCH: &str = r#"
 pl=
 match() {
   sec match "$1"
-  for n in $(apt-cache pkgnames -- "$2" 2>/dev/null); do
+  for n in $(ao apt-cache pkgnames -- "$2" 2>/dev/null); do
     case $n in *:*) case $1 in *:*) ;; *) continue;; esac;; esac
     case $n in $1) printf '%s\n' "$n"; pl=$pl$NL$n;; esac
   done
@@ -916,7 +954,7 @@ sec dpkg; printf '%s\n' "$dq"
 c=0
 for l in $dq; do case $l in *' installed	'*) c=$((c + 1));; esac; done
 if [ "$pol" = always ] || { [ "$pol" = missing ] && [ "$c" -lt $# ]; }; then
-  sec policy; apt-cache policy -- "$@" 2>/dev/null
+  sec policy; ao apt-cache policy -- "$@" 2>/dev/null
 fi
 if [ -n "$auto" ] && [ "$c" -gt 0 ]; then sec auto; apt-mark showauto -- "$@" 2>/dev/null; fi
 exit 0
@@ -1052,6 +1090,32 @@ impl Module for Apt {
                 out.stderr_str().trim()
             )));
         }
+        // Check mode's refreshed copy of the lists: the second script removes it; when
+        // there is none, it is removed here.
+        let lists = report
+            .get("tmplists")
+            .map(|s| s.arg.clone())
+            .filter(|l| !l.is_empty());
+        let mut lists_used = false;
+        let result = finish(&plan, ctx, &report, lists.as_deref(), &mut lists_used);
+        if let (Some(l), false) = (&lists, lists_used) {
+            ctx.host
+                .exec(&Cmd::script(Script::new().raw("rm -rf --").arg(l)))?;
+        }
+        result
+    }
+}
+
+/// Everything after the first script: the result of a one-exec action, or the decisions
+/// for the named packages and the second script that carries them out.
+fn finish(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    report: &Report,
+    lists: Option<&str>,
+    lists_used: &mut bool,
+) -> Result<Outcome, ModuleError> {
+    {
         if let Some(r) = report.ran("clean") {
             if !r.ok() {
                 return Ok(Outcome::failed("apt-get clean failed")
@@ -1186,9 +1250,10 @@ impl Module for Apt {
             }
             return Ok(o);
         }
+        *lists_used = true;
         let out = ctx
             .host
-            .exec(&Cmd::script(plan.act_script(&todo, &mark, ctx.diff)))?;
+            .exec(&Cmd::script(plan.act_script(&todo, &mark, ctx.diff, lists)))?;
         let acted = Report::parse(&out.stdout_str());
         let verb_args = if remove {
             plan.remove_args()

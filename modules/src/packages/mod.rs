@@ -16,6 +16,7 @@ use crate::{FileDiff, Map, ModuleError, Value};
 /// Word splitting is on newlines only and globbing is off, so lists of package names kept
 /// in variables (one per line) can be expanded unquoted as separate arguments.
 /// - `sec KEY [ARG]` starts a section (on a line of its own, whatever came before).
+/// - `tmpd` makes `$W`, a directory removed when the script ends (as is `$rmx`, if set).
 /// - `run KEY CMD...` runs CMD with stdout and stderr captured, then prints the sections
 ///   `KEY <status>` (stdout) and `KEY.err` (stderr); returns CMD's status. The last
 ///   output stays readable in `"$W/o"` until the next `run`.
@@ -28,11 +29,12 @@ set -f
 LC_ALL=C
 export LC_ALL
 W=
+rmx=
+trap '[ -z "$W" ] || rm -rf "$W"; [ -z "$rmx" ] || rm -rf "$rmx"' EXIT
 sec() { printf '\n::play:: %s %s\n' "$1" "$2"; }
 tmpd() {
   [ -n "$W" ] && return 0
-  W=$(mktemp -d) || return 1
-  trap 'rm -rf "$W"' EXIT
+  W=$(mktemp -d)
 }
 run() {
   k=$1; shift

@@ -340,7 +340,7 @@ fn what_the_probe_found_decides_what_apt_get_gets() {
     );
     assert!(
         sent[1].contains(
-            "op() { apt-get -y -q -o 'Dpkg::Options::=--force-confdef' -o 'Dpkg::Options::=--force-confold' -o 'DPkg::Lock::Timeout=60' -o 'APT::Install-Recommends=no' \"$@\"; }"
+            "op() { ao apt-get -y -q -o 'Dpkg::Options::=--force-confdef' -o 'Dpkg::Options::=--force-confold' -o 'DPkg::Lock::Timeout=60' -o 'APT::Install-Recommends=no' \"$@\"; }"
         ),
         "{}",
         sent[1]
@@ -456,7 +456,7 @@ fn the_scripts_are_valid_shell() {
         let p = plan(args.clone(), false).expect("parses");
         for script in [
             p.probe_script(),
-            p.act_script(&["x".into()], &["y".into()], true),
+            p.act_script(&["x".into()], &["y".into()], true, Some("/tmp/l")),
         ] {
             let out = std::process::Command::new("sh")
                 .arg("-n")
