@@ -1115,207 +1115,229 @@ fn finish(
     lists: Option<&str>,
     lists_used: &mut bool,
 ) -> Result<Outcome, ModuleError> {
-    {
-        if let Some(r) = report.ran("clean") {
-            if !r.ok() {
-                return Ok(Outcome::failed("apt-get clean failed")
-                    .with("stdout", r.stdout.clone())
-                    .with("rc", r.status));
-            }
+    if let Some(r) = report.ran("clean") {
+        if !r.ok() {
+            return Ok(Outcome::failed("apt-get clean failed")
+                .with("stdout", r.stdout.clone())
+                .with("rc", r.status));
         }
-        let cache = match cache_step(&report) {
-            Ok(c) => c,
-            Err(failed) => return Ok(*failed),
-        };
-        match plan.action() {
-            Action::CacheOnly => {
-                if plan.update {
-                    let c = cache.unwrap_or(CacheStep {
-                        updated: false,
-                        time: 0,
-                    });
-                    return Ok(Outcome::changed(c.updated)
-                        .with("cache_updated", c.updated)
-                        .with("cache_update_time", c.time));
-                }
-                // `clean` alone.
-                let mut o = Outcome::changed(true);
-                let text = report.ran("clean").map(|r| r.stdout).unwrap_or_default();
-                o.msg = Some(text.clone());
-                put_text(&mut o.result, "stdout", &text);
-                return Ok(o);
-            }
-            Action::Upgrade(u) => {
-                let args = plan.upgrade_args(u);
-                return Ok(single_outcome(
-                    &report,
-                    &args,
-                    ctx,
-                    |r| !r.stdout.contains(APT_GET_ZERO),
-                    true,
-                ));
-            }
-            Action::Cleanup(op) => {
-                let args = plan.cleanup_args(op);
-                let needle = if op == "autoremove" {
-                    "The following packages will be REMOVED"
-                } else {
-                    "Del "
-                };
-                return Ok(single_outcome(
-                    &report,
-                    &args,
-                    ctx,
-                    |r| r.stdout.contains(needle),
-                    false,
-                ));
-            }
-            Action::BuildDep => {
-                let mut args = plan.install_args("build-dep");
-                args.push("build-dep".into());
-                let mut o = single_outcome(
-                    &report,
-                    &args,
-                    ctx,
-                    |r| !r.stdout.contains(APT_GET_ZERO),
-                    false,
-                );
-                if !o.failed {
-                    add_cache(&mut o, &cache);
-                }
-                return Ok(o);
-            }
-            Action::Deb => return Ok(deb_outcome(&plan, &report, ctx)),
-            Action::Packages => {}
-        }
-
-        // Which names the patterns found.
-        let mut specs: Vec<Spec> = Vec::new();
-        for spec in &plan.specs {
-            if spec.is_pattern() {
-                let found = report
-                    .sections
-                    .iter()
-                    .find(|s| s.key == "match" && s.arg == spec.name)
-                    .map(|s| nonempty_lines(&s.body))
-                    .unwrap_or_default();
-                if found.is_empty() {
-                    return Ok(Outcome::failed(format!(
-                        "No package(s) matching '{}' available",
-                        spec.name
-                    )));
-                }
-                specs.extend(found.iter().map(|n| spec.with_name(n)));
-            } else {
-                specs.push(spec.clone());
-            }
-        }
-        let states = package_states(&report);
-        let state_of = |name: &str| -> PkgState {
-            states
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default()
-        };
-        let remove = plan.state == State::Absent;
-        let mut todo: Vec<String> = Vec::new();
-        let mut mark: Vec<String> = Vec::new();
-        for spec in &specs {
-            let st = state_of(&spec.name);
-            if remove {
-                if decide_remove(spec, &st, plan.purge) {
-                    todo.push(spec_text(spec));
-                }
-                continue;
-            }
-            match decide_install(spec, &st, plan.state == State::Latest, plan.only_upgrade) {
-                Ok(Install::Install(s)) => todo.push(s),
-                Ok(Install::Keep) => {
-                    if st.installed() && st.auto && !mark.contains(&spec.name) {
-                        mark.push(spec.name.clone());
-                    }
-                }
-                Err(msg) => {
-                    let mut o = Outcome::failed(msg);
-                    add_cache(&mut o, &cache);
-                    return Ok(o);
-                }
-            }
-        }
-        if todo.is_empty() && mark.is_empty() {
-            let mut o = Outcome::ok();
-            if !remove {
-                add_cache(&mut o, &cache);
-            }
+    }
+    let cache = match cache_step(report) {
+        Ok(c) => c,
+        Err(failed) => return Ok(*failed),
+    };
+    if let Some(o) = one_exec_outcome(plan, ctx, report, &cache) {
+        return Ok(o);
+    }
+    let (todo, mark) = match decisions(plan, report) {
+        Ok(d) => d,
+        Err(msg) => {
+            let mut o = Outcome::failed(msg);
+            add_cache(&mut o, &cache);
             return Ok(o);
         }
-        *lists_used = true;
-        let out = ctx
-            .host
-            .exec(&Cmd::script(plan.act_script(&todo, &mark, ctx.diff, lists)))?;
-        let acted = Report::parse(&out.stdout_str());
-        let verb_args = if remove {
-            plan.remove_args()
-        } else {
-            plan.install_args("install")
-        };
-        let verb = if remove { "remove" } else { "install" };
-        let mut o = Outcome::changed(true);
-        if let Some(sim) = acted.ran("sim") {
-            if !sim.ok() {
-                let mut args = verb_args.clone();
-                args.push("-s".into());
-                args.push(verb.into());
-                return Ok(failed_run(&command_text(&args, &todo_refs(&todo)), &sim));
-            }
-            if ctx.diff {
-                o.diffs.push(simulated_diff(&sim.stdout));
-            }
-            if ctx.check {
-                put_text(&mut o.result, "stdout", &sim.stdout);
-                put_text(&mut o.result, "stderr", &sim.stderr);
-            }
-        }
-        if !ctx.check {
-            if let Some(r) = acted.ran("action") {
-                if !r.ok() {
-                    let mut args = verb_args.clone();
-                    args.push(verb.into());
-                    let cmd = command_text(&args, &todo_refs(&todo));
-                    if remove {
-                        let mut f = failed_run(&cmd, &r);
-                        f.msg = Some(format!(
-                            "'apt-get remove {}' failed: {}",
-                            todo.join(" "),
-                            r.stderr.trim_end()
-                        ));
-                        return Ok(f);
-                    }
-                    return Ok(failed_run(&cmd, &r));
-                }
-                put_text(&mut o.result, "stdout", &r.stdout);
-                put_text(&mut o.result, "stderr", &r.stderr);
-            } else if !todo.is_empty() {
-                return Err(ModuleError::Failed(format!(
-                    "apt-get did not run on the target: {}",
-                    out.stderr_str().trim()
-                )));
-            }
-            if let Some(r) = acted.ran("mark") {
-                if !r.ok() {
-                    return Ok(failed_run(
-                        &format!("apt-mark manual {}", mark.join(" ")),
-                        &r,
-                    ));
-                }
-            }
-        }
+    };
+    let remove = plan.state == State::Absent;
+    if todo.is_empty() && mark.is_empty() {
+        let mut o = Outcome::ok();
         if !remove {
             add_cache(&mut o, &cache);
         }
-        Ok(o)
+        return Ok(o);
     }
+    *lists_used = true;
+    let out = ctx
+        .host
+        .exec(&Cmd::script(plan.act_script(&todo, &mark, ctx.diff, lists)))?;
+    let mut o = act_outcome(plan, ctx, &out, &todo, &mark)?;
+    if !remove && !o.failed {
+        add_cache(&mut o, &cache);
+    }
+    Ok(o)
+}
+
+/// The result of an action the first script carried out whole (`upgrade`, `deb`, the
+/// cleanups, `build-dep`, a cache refresh or `clean` alone); `None` for named packages.
+fn one_exec_outcome(
+    plan: &Plan,
+    ctx: &Ctx<'_>,
+    report: &Report,
+    cache: &Option<CacheStep>,
+) -> Option<Outcome> {
+    let o = match plan.action() {
+        Action::CacheOnly => {
+            if plan.update {
+                let (updated, time) = cache.as_ref().map_or((false, 0), |c| (c.updated, c.time));
+                return Some(
+                    Outcome::changed(updated)
+                        .with("cache_updated", updated)
+                        .with("cache_update_time", time),
+                );
+            }
+            // `clean` alone.
+            let mut o = Outcome::changed(true);
+            let text = report.ran("clean").map(|r| r.stdout).unwrap_or_default();
+            o.msg = Some(text.clone());
+            put_text(&mut o.result, "stdout", &text);
+            o
+        }
+        Action::Upgrade(u) => single_outcome(
+            report,
+            &plan.upgrade_args(u),
+            ctx,
+            |r| !r.stdout.contains(APT_GET_ZERO),
+            true,
+        ),
+        Action::Cleanup(op) => {
+            let args = plan.cleanup_args(op);
+            let needle = if op == "autoremove" {
+                "The following packages will be REMOVED"
+            } else {
+                "Del "
+            };
+            single_outcome(report, &args, ctx, |r| r.stdout.contains(needle), false)
+        }
+        Action::BuildDep => {
+            let mut args = plan.install_args("build-dep");
+            args.push("build-dep".into());
+            let mut o = single_outcome(
+                report,
+                &args,
+                ctx,
+                |r| !r.stdout.contains(APT_GET_ZERO),
+                false,
+            );
+            if !o.failed {
+                add_cache(&mut o, cache);
+            }
+            o
+        }
+        Action::Deb => deb_outcome(plan, report, ctx),
+        Action::Packages => return None,
+    };
+    Some(o)
+}
+
+/// What apt-get is to install or remove (`name`, `name=version`) and which installed
+/// packages to mark manual, from what the first script found; or Ansible's message for
+/// a package that cannot be had.
+fn decisions(plan: &Plan, report: &Report) -> Result<(Vec<String>, Vec<String>), String> {
+    // Which names the patterns found.
+    let mut specs: Vec<Spec> = Vec::new();
+    for spec in &plan.specs {
+        if spec.is_pattern() {
+            let found = report
+                .sections
+                .iter()
+                .find(|s| s.key == "match" && s.arg == spec.name)
+                .map(|s| nonempty_lines(&s.body))
+                .unwrap_or_default();
+            if found.is_empty() {
+                return Err(format!("No package(s) matching '{}' available", spec.name));
+            }
+            specs.extend(found.iter().map(|n| spec.with_name(n)));
+        } else {
+            specs.push(spec.clone());
+        }
+    }
+    let states = package_states(report);
+    let state_of = |name: &str| -> PkgState {
+        states
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    };
+    let remove = plan.state == State::Absent;
+    let mut todo: Vec<String> = Vec::new();
+    let mut mark: Vec<String> = Vec::new();
+    for spec in &specs {
+        let st = state_of(&spec.name);
+        if remove {
+            if decide_remove(spec, &st, plan.purge) {
+                todo.push(spec_text(spec));
+            }
+            continue;
+        }
+        match decide_install(spec, &st, plan.state == State::Latest, plan.only_upgrade)? {
+            Install::Install(s) => todo.push(s),
+            Install::Keep => {
+                if st.installed() && st.auto && !mark.contains(&spec.name) {
+                    mark.push(spec.name.clone());
+                }
+            }
+        }
+    }
+    Ok((todo, mark))
+}
+
+/// The result of the second script: what apt-get did (or simulated), or how it failed.
+fn act_outcome(
+    plan: &Plan,
+    ctx: &Ctx<'_>,
+    out: &crate::Output,
+    todo: &[String],
+    mark: &[String],
+) -> Result<Outcome, ModuleError> {
+    let remove = plan.state == State::Absent;
+    let acted = Report::parse(&out.stdout_str());
+    let verb_args = if remove {
+        plan.remove_args()
+    } else {
+        plan.install_args("install")
+    };
+    let verb = if remove { "remove" } else { "install" };
+    let mut o = Outcome::changed(true);
+    if let Some(sim) = acted.ran("sim") {
+        if !sim.ok() {
+            let mut args = verb_args.clone();
+            args.push("-s".into());
+            args.push(verb.into());
+            return Ok(failed_run(&command_text(&args, &todo_refs(todo)), &sim));
+        }
+        if ctx.diff {
+            o.diffs.push(simulated_diff(&sim.stdout));
+        }
+        if ctx.check {
+            put_text(&mut o.result, "stdout", &sim.stdout);
+            put_text(&mut o.result, "stderr", &sim.stderr);
+        }
+    }
+    if !ctx.check {
+        if let Some(r) = acted.ran("action") {
+            if !r.ok() {
+                let mut args = verb_args.clone();
+                args.push(verb.into());
+                let cmd = command_text(&args, &todo_refs(todo));
+                if remove {
+                    let mut f = failed_run(&cmd, &r);
+                    f.msg = Some(format!(
+                        "'apt-get remove {}' failed: {}",
+                        todo.join(" "),
+                        r.stderr.trim_end()
+                    ));
+                    return Ok(f);
+                }
+                return Ok(failed_run(&cmd, &r));
+            }
+            put_text(&mut o.result, "stdout", &r.stdout);
+            put_text(&mut o.result, "stderr", &r.stderr);
+        } else if !todo.is_empty() {
+            return Err(ModuleError::Failed(format!(
+                "apt-get did not run on the target: {}",
+                out.stderr_str().trim()
+            )));
+        }
+        if let Some(r) = acted.ran("mark") {
+            if !r.ok() {
+                return Ok(failed_run(
+                    &format!("apt-mark manual {}", mark.join(" ")),
+                    &r,
+                ));
+            }
+        }
+    }
+    Ok(o)
 }
 
 fn nonempty_lines(text: &str) -> Vec<String> {

@@ -356,6 +356,45 @@ fn what_the_probe_found_decides_what_apt_get_gets() {
 }
 
 #[test]
+fn check_modes_copy_of_the_lists_is_used_then_removed() {
+    let probe = sections(&[
+        ("cache", "would 1", ""),
+        ("tmplists", "/tmp/play-apt-lists.x1", ""),
+        ("mtime", "1", ""),
+        ("dpkg", "", "\n"),
+        ("policy", "", POLICY),
+    ]);
+    let (o, sent) = scripted(
+        json!({"name": "play-dep", "update_cache": true}),
+        true,
+        vec![probe, String::new()],
+    );
+    assert!(o.changed, "{o:?}");
+    assert_eq!(sent.len(), 2, "the second script removes the copy");
+    assert!(sent[1].contains("L=/tmp/play-apt-lists.x1"), "{}", sent[1]);
+    assert!(sent[1].contains("rmx=$L"), "{}", sent[1]);
+
+    let probe = sections(&[
+        ("cache", "would 1", ""),
+        ("tmplists", "/tmp/play-apt-lists.x2", ""),
+        ("mtime", "1", ""),
+        ("dpkg", "", "play-dep\tinstall ok installed\t1.0\n"),
+    ]);
+    let (o, sent) = scripted(
+        json!({"name": "play-dep", "update_cache": true}),
+        true,
+        vec![probe],
+    );
+    // As in Ansible, a refresh alone is no change when packages are named.
+    assert!(
+        !o.changed && o.result["cache_updated"] == json!(true),
+        "{o:?}"
+    );
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1], "rm -rf -- /tmp/play-apt-lists.x2");
+}
+
+#[test]
 fn a_missing_package_fails_before_apt_get_runs() {
     let probe = sections(&[("mtime", "1", ""), ("dpkg", "", "\n"), ("policy", "", "")]);
     let (o, sent) = scripted(json!({"name": "no-such-pkg"}), false, vec![probe]);
