@@ -278,6 +278,22 @@ fn pacman_names_a_missing_package_and_a_stale_lock() {
     }
     assert_eq!(pacman_version(&host, "hello-a"), None, "nothing installed");
 
+    let bad = site.playbook(
+        "bad.yml",
+        false,
+        "    - community.general.pacman:\n\
+         \x20       name: hello-a\n\
+         \x20       state: gone\n",
+    );
+    let (out, code) = site.run(&bad, &[]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "value of state must be one of: present, installed, latest, absent, removed, got: gone"
+        ),
+        "{out}"
+    );
+
     ssh_ok(&host, "touch /var/lib/pacman/db.lck");
     let locked = site.playbook(
         "locked.yml",
@@ -511,6 +527,20 @@ fn apt_installs_a_deb_file_and_names_missing_packages() {
         "{out}"
     );
     ssh_ok(&host, "test ! -e /tmp/pwned");
+
+    let bad = site.playbook(
+        "bad.yml",
+        false,
+        "    - apt:\n\
+         \x20       name: play-hello\n\
+         \x20       deb: /srv/debs/play-local_1.0_all.deb\n",
+    );
+    let (out, code) = site.run(&bad, &[]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("parameters are mutually exclusive: deb|package|upgrade"),
+        "{out}"
+    );
 }
 
 #[test]

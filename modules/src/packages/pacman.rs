@@ -10,14 +10,16 @@
 //!
 //! Deviations from community.general.pacman, on purpose:
 //! - `update_cache` is changed only when a sync database's content changed (checksums of
-//!   the sync `*.db` files before and after `pacman -Sy`). community.general (since 4.6.0,
-//!   after issues #4318/#4327) compares `pacman -Sl` listings, but always reports changed in
-//!   check mode and with `force`. Here check mode refreshes copies of the sync databases in
-//!   a temporary `--dbpath` (the local database linked read-only, the log sent to
-//!   `/dev/null`), so it says whether the refresh would change anything, and `latest`
+//!   the sync `*.db` files before and after `pacman -Sy`). Older versions of the module
+//!   always reported a refresh as a change (ansible/ansible#57283); community.general 4.6.0
+//!   (PR #4337) compares `pacman -Sl` listings before and after, but still reports a change
+//!   in check mode, and always with `force`. Here check mode refreshes copies of the sync
+//!   databases in a temporary `--dbpath` (the local database linked read-only, the log sent
+//!   to `/dev/null`), so it says whether the refresh would change anything, and `latest`
 //!   decisions in check mode see the refreshed databases as a real run would. Where that
 //!   refresh cannot run (pacman refuses `-Sy` to a non-root user), check mode reports the
-//!   refresh as a change, as Ansible does.
+//!   refresh as a change, as Ansible does. With `force` (`-Syy`) a re-download of the same
+//!   databases is no change either.
 //! - A lock file (`db.lck`) is reported with its path and what to do before anything is
 //!   tried, in check mode too (the real run would fail). It is never removed.
 //! - A group that is installed locally but no longer in a sync database is still expanded
