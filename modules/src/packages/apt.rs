@@ -900,7 +900,8 @@ fetch() {
 "#;
 
 /// `deb`: each file's name and version (`dpkg-deb -f`) against what dpkg has; the files
-/// whose version differs are installed by apt-get with their dependencies.
+/// whose version differs are installed by apt-get with their dependencies. A leading `~/`
+/// is the connecting user's home, as Ansible expands a `path` argument.
 const DEB: &str = r#"
 ins=
 for f in $debs; do
@@ -910,6 +911,7 @@ for f in $debs; do
     if ! g=$(fetch "$f" 2>"$W/fe"); then sec nofetch "$f"; cat "$W/fe"; exit 0; fi
     f=$g ;;
   esac
+  case $f in '~') f=$HOME;; '~/'*) f=$HOME/${f#??};; esac
   if [ ! -r "$f" ]; then sec nodeb "$f"; exit 0; fi
   if ! info=$(dpkg-deb -f -- "$f" Package Version 2>&1); then sec debbad "$f"; printf '%s\n' "$info"; exit 0; fi
   p=; v=
