@@ -138,7 +138,7 @@ fn module_entry(module: &dyn modules::Module) -> Entry {
         also,
         // These read a file on the controller (a `src`, a script) and send it along.
         runs: match module.name() {
-            "copy" | "script" => "controller + target",
+            "copy" | "script" | "unarchive" => "controller + target",
             _ => "target",
         },
         check_mode: module.supports_check(),

@@ -120,6 +120,8 @@ fn play_runs_a_playbook_on_a_booted_systemd_host() {
          \x20         - ansible_distribution == 'Debian'\n\
          \x20         - ansible_distribution_release == 'bookworm'\n\
          \x20         - ansible_hostname == inventory_hostname\n\
+         \x20         - ansible_default_ipv4.address == ansible_host\n\
+         \x20         - ansible_default_ipv4.gateway == gateway\n\
          \x20   - name: systemd is PID 1\n\
          \x20     command: cat /proc/1/comm\n\
          \x20     register: init\n\
@@ -129,7 +131,13 @@ fn play_runs_a_playbook_on_a_booted_systemd_host() {
     .expect("playbook");
     let (out, code) = run_play(
         dir.path(),
-        &["-i", inventory.to_str().expect("utf-8"), "site.yml"],
+        &[
+            "-i",
+            inventory.to_str().expect("utf-8"),
+            "site.yml",
+            "-e",
+            &format!("gateway={}", host.gateway),
+        ],
     );
     assert_eq!(code, 0, "{out}");
     let counts = recap(&out, &host.name);

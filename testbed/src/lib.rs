@@ -35,6 +35,7 @@
 
 mod address;
 mod hostnet;
+mod http;
 mod inventory;
 mod netns;
 mod pkgrepo;
@@ -62,6 +63,7 @@ use spawn::{spawn_tied, tied_command};
 use sshd::{KeyGen, SshdConfig, SSHD};
 use users::UserLease;
 
+pub use http::{HttpRequest, HttpServer, HTTP_JSON_BODY};
 pub use systemd::{systemd_available, SystemdHost};
 pub use users::TestUser;
 

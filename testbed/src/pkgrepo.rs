@@ -20,7 +20,7 @@ use std::io;
 use std::os::unix::fs::{chown, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -189,6 +189,7 @@ fn run(command: &mut Command) -> io::Result<()> {
 }
 
 fn build(dir: &Path) -> io::Result<()> {
+    let started = Instant::now();
     let pacman_dir = dir.join("pacman");
     let debs_dir = dir.join("debs");
     mkdir(&pacman_dir)?;
@@ -197,7 +198,12 @@ fn build(dir: &Path) -> io::Result<()> {
     for r in DEBIAN_PACKAGES {
         build_deb(r, &debs_dir)?;
     }
-    build_layer(dir, &pacman_dir, &debs_dir)
+    build_layer(dir, &pacman_dir, &debs_dir)?;
+    eprintln!(
+        "testbed: built the systemd hosts' test packages in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn package_script(name: &str, version: &str) -> String {

@@ -27,12 +27,13 @@ pub(crate) const DEBOOTSTRAP: &str = "/usr/sbin/debootstrap";
 
 pub(crate) const SUITE: &str = "bookworm";
 /// What the hosts run: systemd, sshd, both package managers the tests drive, and the tools
-/// modules expect on a Debian server. No Python.
+/// modules expect on a Debian server (iproute2: `setup`'s default route facts). No Python.
 const PACKAGES: &[&str] = &[
     "systemd",
     "systemd-sysv",
     "dbus",
     "openssh-server",
+    "iproute2",
     "pacman-package-manager",
     "cron",
     "sudo",
@@ -46,7 +47,7 @@ const PACKAGES: &[&str] = &[
     "unzip",
 ];
 /// Bump when the steps after debootstrap change, so that caches are rebuilt.
-const ROOTFS_RECIPE: u32 = 1;
+const ROOTFS_RECIPE: u32 = 2;
 
 /// FNV-1a: a hash that stays the same across Rust versions (unlike `DefaultHasher`).
 pub(crate) fn stable_hash(text: &str) -> u64 {
@@ -324,7 +325,8 @@ pub(crate) fn rootfs() -> io::Result<PathBuf> {
     })
 }
 
-/// What every host must get its own of (host keys, machine id) goes; so do apt's caches.
+/// What every host must get its own of (host keys, machine id) goes; so do apt's caches and
+/// the package timers.
 fn clean_rootfs(dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir.join("etc/ssh"))? {
         let entry = entry?;
@@ -344,6 +346,20 @@ fn clean_rootfs(dir: &Path) -> io::Result<()> {
             if entry.file_type().is_ok_and(|t| t.is_file()) && entry.file_name() != "lock" {
                 fs::remove_file(entry.path())?;
             }
+        }
+    }
+    // Timers that take apt's or dpkg's locks at random times would fail a test's apt now
+    // and then: disabled, as an administrator would.
+    for timer in [
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "dpkg-db-backup.timer",
+    ] {
+        let link = dir
+            .join("etc/systemd/system/timers.target.wants")
+            .join(timer);
+        if fs::symlink_metadata(&link).is_ok() {
+            fs::remove_file(link)?;
         }
     }
     fs::write(dir.join("etc/machine-id"), "")?;

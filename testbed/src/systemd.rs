@@ -85,18 +85,17 @@ fn preflight() -> io::Result<()> {
              network namespaces)",
         ));
     }
-    let missing: Vec<String> = CONTROLLER_TOOLS
+    let mut missing: Vec<String> = CONTROLLER_TOOLS
         .iter()
         .filter(|(path, _)| !Path::new(path).is_file())
         .map(|(path, package)| format!("{path} (package {package})"))
         .collect();
-    let ip_missing = !["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip"]
+    if !["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip"]
         .iter()
-        .any(|path| Path::new(path).is_file());
-    let missing: Vec<String> = missing
-        .into_iter()
-        .chain(ip_missing.then(|| "ip (package iproute2)".to_string()))
-        .collect();
+        .any(|path| Path::new(path).is_file())
+    {
+        missing.push("ip (package iproute2)".into());
+    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -180,10 +179,7 @@ fn reap_slot(slot: &Slot) {
 /// SIGKILL to what nspawn `pid` started (the container's init, so the kernel kills the
 /// whole container), then a moment for it to go.
 fn kill_container(pid: u32) {
-    let children: Vec<procs::Proc> = ProcessTable::snapshot()
-        .descendants(pid)
-        .into_iter()
-        .collect();
+    let children = ProcessTable::snapshot().descendants(pid);
     for child in &children {
         child.signal(Signal::KILL);
     }
@@ -352,20 +348,11 @@ impl SystemdHost {
             yaml_string(group)
         );
         for host in hosts {
-            let common_args = format!(
-                "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
-                path_word(&host.known_hosts)
-            );
-            yaml.push_str(&format!(
-                "        {name}:\n\
-                 \x20         ansible_host: {addr}\n\
-                 \x20         ansible_user: root\n\
-                 \x20         ansible_ssh_private_key_file: {key}\n\
-                 \x20         ansible_ssh_common_args: {args}\n",
-                name = yaml_string(&host.name),
-                addr = yaml_string(&host.addr),
-                key = yaml_string(&host.client_key.to_string_lossy()),
-                args = yaml_string(&common_args),
+            yaml.push_str(&inventory_host(
+                &host.name,
+                &host.addr,
+                &host.client_key,
+                &host.known_hosts,
             ));
         }
         yaml
@@ -390,6 +377,8 @@ impl SystemdHost {
         command
             .arg("-F")
             .arg(&self.ssh_config)
+            // Fails instead of hanging when the host is gone.
+            .args(["-o", "ConnectTimeout=30"])
             .arg(format!("root@{}", self.addr))
             .stdin(Stdio::null());
         command
@@ -571,6 +560,11 @@ impl SystemdHost {
                 "--network-namespace-path={}",
                 self.slot.netns_path().display()
             ))
+            // With the namespace given, nspawn 252 keeps it but still treats the network as
+            // the host's: no CAP_NET_ADMIN and /proc/sys/net read-only. `--private-network`
+            // gives both, so the container's own network keys (`net.ipv4.ip_forward`, ...)
+            // can be set, as on a real host; the rest of /proc/sys stays read-only.
+            .arg("--private-network")
             .stdin(Stdio::null())
             .stdout(Stdio::from(console.try_clone()?))
             .stderr(Stdio::from(console));
@@ -625,8 +619,7 @@ impl SystemdHost {
             // --wait: returns once the boot is over.
             let mut command = self.ssh_command();
             command
-                .args(["-o", "ConnectTimeout=10", "--"])
-                .arg("systemctl is-system-running --wait")
+                .args(["--", "systemctl is-system-running --wait"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             let output = output_until(command, deadline)?;
@@ -701,6 +694,26 @@ impl Drop for SystemdHost {
             self.run_dir.disable_cleanup(true);
         }
     }
+}
+
+/// A host's entry below `hosts:`: what `SshHosts` sets for all hosts (root, the key, the
+/// known_hosts options), as host variables.
+fn inventory_host(name: &str, addr: &str, client_key: &Path, known_hosts: &Path) -> String {
+    let common_args = format!(
+        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+        path_word(known_hosts)
+    );
+    format!(
+        "        {name}:\n\
+         \x20         ansible_host: {addr}\n\
+         \x20         ansible_user: root\n\
+         \x20         ansible_ssh_private_key_file: {key}\n\
+         \x20         ansible_ssh_common_args: {args}\n",
+        name = yaml_string(name),
+        addr = yaml_string(addr),
+        key = yaml_string(&client_key.to_string_lossy()),
+        args = yaml_string(&common_args),
+    )
 }
 
 /// SIGTERM (an orderly shutdown), then SIGKILL to the container and to nspawn.
@@ -778,6 +791,24 @@ fn machine_id() -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inventory_entries_carry_every_connection_setting() {
+        assert_eq!(
+            inventory_host(
+                "sd3",
+                "10.213.0.14",
+                Path::new("/tmp/play-systemd-x/client/id_ed25519"),
+                Path::new("/tmp/a b/known_hosts"),
+            ),
+            "        \"sd3\":\n\
+             \x20         ansible_host: \"10.213.0.14\"\n\
+             \x20         ansible_user: root\n\
+             \x20         ansible_ssh_private_key_file: \"/tmp/play-systemd-x/client/id_ed25519\"\n\
+             \x20         ansible_ssh_common_args: \"-o UserKnownHostsFile='/tmp/a b/known_hosts' \
+             -o StrictHostKeyChecking=yes\"\n"
+        );
+    }
 
     #[test]
     fn machine_ids_are_32_hex_digits() {
