@@ -12,6 +12,7 @@ pub mod diff;
 pub mod files;
 pub mod local;
 pub mod net;
+pub mod packages;
 pub mod pyfmt;
 pub mod services;
 pub mod system;
@@ -262,6 +263,9 @@ pub static REGISTRY: &[&dyn Module] = &[
     &files::find::Find,
     &files::tempfile::TempFile,
     &system::setup::Setup,
+    &packages::pacman::Pacman,
+    &packages::apt::Apt,
+    &packages::package::Package,
     &accounts::user::User,
     &accounts::cron::Cron,
     &accounts::group::Group,
