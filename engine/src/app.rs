@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::cli::{self, Cli, GraphCli};
+use crate::cli::{self, Cli, GraphCli, ModulesCli};
 use crate::connection::HostKeyChecking;
 use crate::error::{exit, Diagnostic};
 use crate::executor::{Options, Runner};
@@ -119,6 +119,21 @@ fn load_playbooks(
         .iter()
         .map(|path| Loader::new(role_search.clone(), extra_vars.clone()).load_playbook(path))
         .collect()
+}
+
+/// `play modules`: print the catalog of modules and actions (or one of them).
+pub fn modules(cli: ModulesCli) -> Result<i32, Diagnostic> {
+    let out = if cli.format == "markdown" {
+        crate::catalog::markdown()
+    } else {
+        crate::catalog::text(cli.name.as_deref()).map_err(|msg| {
+            let mut d = Diagnostic::new(msg);
+            d.code = exit::BAD_OPTIONS;
+            d
+        })?
+    };
+    print!("{out}");
+    Ok(exit::OK)
 }
 
 /// `play graph`: load the playbooks (roles and all) and print each play's role graph.

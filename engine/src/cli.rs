@@ -18,7 +18,7 @@ use crate::error::{exit, Diagnostic};
     name = "play",
     version,
     about = "Run Ansible-syntax playbooks over SSH, without Python on the targets",
-    after_help = "Subcommands:\n  play graph PLAYBOOK... [--format tree|dot|json]   print the role graph of the playbooks\n  play vault encrypt|decrypt|view|edit|rekey|encrypt-string|keygen   the age vault"
+    after_help = "Subcommands:\n  play graph PLAYBOOK... [--format tree|dot|json]   print the role graph of the playbooks\n  play vault encrypt|decrypt|view|edit|rekey|encrypt-string|keygen   the age vault\n  play modules [NAME] [--format text|markdown]   the modules and their arguments"
 )]
 pub struct Cli {
     /// Playbook files to run, in order.
@@ -235,6 +235,21 @@ pub struct GraphCli {
     pub extra_vars: Vec<String>,
 }
 
+/// `play modules`: the modules and engine actions a task can call, with their arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "play modules",
+    about = "List the modules and actions tasks can call, with the arguments each accepts"
+)]
+pub struct ModulesCli {
+    /// Show only this module (any name it answers to, e.g. `ansible.posix.sysctl`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// `text` (for reading) or `markdown` (the table README.md carries).
+    #[arg(long = "format", value_name = "FORMAT", default_value = "text", value_parser = ["text", "markdown"])]
+    pub format: String,
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
@@ -244,6 +259,8 @@ pub enum Command {
     Graph(GraphCli),
     /// `play vault ACTION ...`.
     Vault(VaultCli),
+    /// `play modules [NAME]`.
+    Modules(ModulesCli),
 }
 
 impl Command {
@@ -265,6 +282,11 @@ impl Command {
                 let mut rest = vec![OsString::from("play vault")];
                 rest.extend(args.iter().skip(2).cloned());
                 VaultCli::try_parse_from(rest).map(Command::Vault)
+            }
+            Some("modules") => {
+                let mut rest = vec![OsString::from("play modules")];
+                rest.extend(args.iter().skip(2).cloned());
+                ModulesCli::try_parse_from(rest).map(Command::Modules)
             }
             _ => Cli::try_parse_from(args).map(|c| Command::Run(Box::new(c))),
         }

@@ -1,6 +1,7 @@
 //! The play engine: loads Ansible-syntax inventories and playbooks and runs them on hosts.
 
 pub mod app;
+pub mod catalog;
 pub mod cli;
 pub mod connection;
 pub mod error;

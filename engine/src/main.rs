@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Run(cli) => engine::app::run(*cli),
         Command::Graph(graph) => engine::app::graph(graph),
         Command::Vault(vault) => engine::vault_cli::run(vault),
+        Command::Modules(list) => engine::app::modules(list),
     };
     let code = match result {
         Ok(code) => code,

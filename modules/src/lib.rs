@@ -4,13 +4,17 @@
 //! arguments and a `Host` to run shell commands on, and says what changed. Modules run on
 //! the controller and only ever send shell commands (and file contents) to the target.
 
+pub mod accounts;
 pub mod args;
 pub mod cmd;
 pub mod commands;
 pub mod diff;
 pub mod files;
 pub mod local;
+pub mod net;
+pub mod packages;
 pub mod pyfmt;
+pub mod services;
 pub mod system;
 pub mod tools;
 
@@ -259,6 +263,22 @@ pub static REGISTRY: &[&dyn Module] = &[
     &files::find::Find,
     &files::tempfile::TempFile,
     &system::setup::Setup,
+    &packages::pacman::Pacman,
+    &packages::apt::Apt,
+    &packages::package::Package,
+    &accounts::user::User,
+    &accounts::cron::Cron,
+    &accounts::group::Group,
+    &accounts::authorized_key::AuthorizedKey,
+    &net::git::Git,
+    &net::get_url::GetUrl,
+    &net::uri::Uri,
+    &net::unarchive::Unarchive,
+    &services::systemd::SystemdService,
+    &services::service::Service,
+    &system::sysctl::Sysctl,
+    &system::hostname::Hostname,
+    &system::timezone::Timezone,
 ];
 
 /// Find a module by any of the names Ansible users write: `copy`, `ansible.builtin.copy`,

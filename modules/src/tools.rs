@@ -76,6 +76,16 @@ const PROVIDERS: &[Provider] = &[
         arch: "shadow",
     },
     Provider {
+        tool: "chage",
+        debian: "passwd",
+        arch: "shadow",
+    },
+    Provider {
+        tool: "ssh-keygen",
+        debian: "openssh-client",
+        arch: "openssh",
+    },
+    Provider {
         tool: "getent",
         debian: "libc-bin",
         arch: "glibc",
@@ -154,6 +164,11 @@ const PROVIDERS: &[Provider] = &[
         tool: "ssh",
         debian: "openssh-client",
         arch: "openssh",
+    },
+    Provider {
+        tool: "od",
+        debian: "coreutils",
+        arch: "coreutils",
     },
 ];
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::SshHosts;
 
 /// A YAML double-quoted scalar.
-fn yaml_string(text: &str) -> String {
+pub(crate) fn yaml_string(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);
     quoted.push('"');
     for c in text.chars() {
@@ -35,7 +35,7 @@ fn shell_word(text: &str) -> String {
     }
 }
 
-fn path_word(path: &Path) -> String {
+pub(crate) fn path_word(path: &Path) -> String {
     shell_word(&path.to_string_lossy())
 }
 

@@ -1,4 +1,5 @@
-//! Starts real targets for play's tests and tears them down: OpenSSH `sshd` hosts on loopback.
+//! Starts real targets for play's tests and tears them down: OpenSSH `sshd` hosts on loopback,
+//! and [`SystemdHost`]s (Debian with systemd as PID 1, in a container of their own).
 //!
 //! ```no_run
 //! let hosts = testbed::SshHosts::start(3)?;
@@ -17,13 +18,32 @@
 //! sudo (and passwd), jump-only hosts util-linux and iproute2.
 //!
 //! Hosts are addressed by their index in [`SshHosts::hosts`] (0 for h1).
+//!
+//! ```no_run
+//! let host = testbed::SystemdHost::boot()?;
+//! let output = host.ssh("systemctl is-system-running");
+//! assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "running");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! A [`SystemdHost`] is Debian bookworm booted with `systemd-nspawn -b` on a fresh overlay
+//! over a root filesystem that debootstrap builds once per machine and caches in
+//! `$PLAY_TESTBED_CACHE` or `/var/cache/play-testbed/`, in its own network namespace, with
+//! local pacman and apt repositories of test packages. It needs root and the packages
+//! debootstrap, systemd-container, pacman-package-manager, makepkg, libarchive-tools,
+//! fakeroot, dpkg-dev and iproute2.
 
 mod address;
+mod hostnet;
+mod http;
 mod inventory;
 mod netns;
+mod pkgrepo;
 mod procs;
+mod rootfs;
 mod spawn;
 mod sshd;
+mod systemd;
 mod users;
 
 use std::fmt;
@@ -43,6 +63,8 @@ use spawn::{spawn_tied, tied_command};
 use sshd::{KeyGen, SshdConfig, SSHD};
 use users::UserLease;
 
+pub use http::{HttpRequest, HttpServer, HTTP_JSON_BODY};
+pub use systemd::{systemd_available, SystemdHost};
 pub use users::TestUser;
 
 /// Bound for every sshd of a host set to listen: generous, because the machines running the

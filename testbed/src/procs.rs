@@ -60,6 +60,14 @@ impl Proc {
         Proc { pid, start_time }
     }
 
+    /// The process now running as `pid`, if any.
+    pub(crate) fn of_pid(pid: u32) -> Option<Proc> {
+        read_stat(pid).map(|stat| Proc {
+            pid,
+            start_time: stat.start_time,
+        })
+    }
+
     pub(crate) fn start_time(&self) -> u64 {
         self.start_time
     }

@@ -156,7 +156,7 @@ fn passwd_entry(name: &str) -> io::Result<Option<(String, PathBuf)>> {
 }
 
 /// Runs a passwd-suite tool, retrying while another program holds /etc/passwd's lock.
-fn run_admin(program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<()> {
+pub(crate) fn run_admin(program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<()> {
     let mut last_error = String::new();
     for attempt in 0..10 {
         if attempt > 0 {

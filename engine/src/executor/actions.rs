@@ -179,7 +179,8 @@ fn printf_int(format: &str, n: i64) -> String {
     .into_owned()
 }
 
-/// Hand a controller file's bytes to the copy module (`_content_b64`, binary-safe) with its path (`_src`).
+/// Hand a controller file's bytes to the copy (or unarchive) module (`_content_b64`,
+/// binary-safe) with its path (`_src`).
 fn attach_source(args: &mut Map<String, Value>, data: &[u8], path: &Path) {
     args.insert(
         "_content_b64".into(),
@@ -206,6 +207,7 @@ pub(crate) fn runs_module(action: &str) -> bool {
             | "validate_argument_spec"
             | "template"
             | "copy"
+            | "unarchive"
             | "fetch"
             | "script"
             | "setup"
@@ -256,6 +258,7 @@ impl Runner {
             })),
             "template" => self.act_template(ctx, t, st, args, scope, mode),
             "copy" => self.act_copy(ctx, t, st, args, scope, mode),
+            "unarchive" => self.act_unarchive(ctx, t, st, args, scope, mode),
             "fetch" => self.act_fetch(ctx, t, st, &args, scope, mode.check),
             "script" => self.act_script(ctx, t, st, args, scope, mode),
             "setup" | "gather_facts" => self.run_module("setup", st, args, scope, t, mode),
@@ -829,6 +832,35 @@ impl Runner {
         };
         attach_source(&mut args, &data, &path);
         self.run_module("copy", st, args, scope, t, mode)
+    }
+
+    /// `unarchive` of a controller file: its bytes go to the module as `copy`'s do.
+    fn act_unarchive(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        st: &mut HostRun,
+        mut args: Map<String, Value>,
+        scope: &Scope,
+        mode: RunMode,
+    ) -> Ran {
+        let flag = |k: &str| args.get(k).and_then(modules::args::ansible_bool);
+        let remote = flag("remote_src").unwrap_or(false) || flag("copy") == Some(false);
+        let src = args.get("src").map(value_text);
+        let Some(src) = src.filter(|s| !remote && !s.contains("://")) else {
+            return self.run_module("unarchive", st, args, scope, t, mode);
+        };
+        let Some(path) = self.find_file(ctx, t, "files", &src) else {
+            return Ran::failed(format!(
+                "Could not find or access '{src}' on the Ansible Controller."
+            ));
+        };
+        let data = match crate::vault::read_controller_file(&path) {
+            Ok(d) => d,
+            Err(e) => return Ran::failed(e),
+        };
+        attach_source(&mut args, &data, &path);
+        self.run_module("unarchive", st, args, scope, t, mode)
     }
 
     /// `copy` of a controller directory: directories with `file`, files with `copy`, one result.

@@ -366,7 +366,14 @@ fn censor(result: &Map<String, Value>) -> Map<String, Value> {
 fn display_result(result: &Map<String, Value>) -> Map<String, Value> {
     let mut m = result.clone();
     // `failed` is what the line's status already says; Ansible does not repeat it.
-    m.retain(|k, _| !k.starts_with("_ansible") && k != "diff" && k != "failed");
+    // Warnings, deprecations and exceptions are shown on lines of their own, not again here.
+    m.retain(|k, _| {
+        !k.starts_with("_ansible")
+            && !matches!(
+                k.as_str(),
+                "diff" | "failed" | "warnings" | "deprecations" | "exception"
+            )
+    });
     m
 }
 

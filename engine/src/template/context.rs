@@ -71,7 +71,14 @@ pub(crate) fn with_frame<R>(f: impl FnOnce() -> R) -> (R, Frame) {
             }
         }
     }
-    FRAMES.with(|frames| frames.borrow_mut().push(Frame::default()));
+    FRAMES.with(|frames| {
+        let mut frames = frames.borrow_mut();
+        if frames.is_empty() {
+            // A new top-level render: an earlier render's miss says nothing about this one.
+            LAST_MISS.with(|last| last.borrow_mut().take());
+        }
+        frames.push(Frame::default());
+    });
     let mut guard = PopOnUnwind { armed: true };
     let result = f();
     guard.armed = false;
@@ -222,6 +229,33 @@ impl Object for Missing {
         report(self.to_error());
         Ok(())
     }
+}
+
+/// A key a mapping does not have, looked up by `d[key]` or by `key in d`: minijinja asks
+/// `get_value` for both, and `in` counts any `Some` as found, so the answer must be `None`
+/// (`d.name` goes through `get_value_by_str`, which gives the chaining [`Missing`]). The
+/// miss is remembered so that an error it causes says what Ansible says.
+fn missing_key(type_name: &str, key: &Value) -> Option<Value> {
+    let shown = match key.as_str() {
+        Some(s) => format!("'{s}'"),
+        None => key.to_string(),
+    };
+    LAST_MISS.with(|last| {
+        *last.borrow_mut() = Some(format!(
+            "object of type '{type_name}' has no attribute {shown}"
+        ))
+    });
+    None
+}
+
+thread_local! {
+    /// The last key a mapping lacked (see [`missing_key`]).
+    static LAST_MISS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Takes the message of the last missing key looked up on this thread.
+pub(crate) fn take_last_miss() -> Option<String> {
+    LAST_MISS.with(|last| last.borrow_mut().take())
 }
 
 /// The `Missing` behind a value, if it is one.
@@ -622,7 +656,7 @@ impl Object for Node {
                 };
                 match found {
                     Some((k, v)) => Some(self.child(Seg::Key(k.clone()), v)),
-                    None => Some(Missing::attribute("dict", key)),
+                    None => missing_key("dict", key),
                 }
             }
             Target::Seq(items) => {
@@ -637,6 +671,17 @@ impl Object for Node {
                 }
             }
             Target::Other => None,
+        }
+    }
+
+    /// `d.name`: a missing key is Ansible's undefined attribute (it chains: `d.a.b is defined`).
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let key = Value::from(key);
+        match self.target() {
+            Target::Map(_) => self
+                .get_value(&key)
+                .or_else(|| Some(Missing::attribute("dict", &key))),
+            _ => self.get_value(&key),
         }
     }
 
@@ -758,8 +803,14 @@ impl Object for HostVarsObject {
                     state: Some(state),
                 }))
             }
-            None => Some(Missing::attribute("HostVars", key)),
+            None => missing_key("HostVars", key),
         }
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let key = Value::from(key);
+        self.get_value(&key)
+            .or_else(|| Some(Missing::attribute("HostVars", &key)))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -884,15 +935,15 @@ pub(crate) struct Dict(pub indexmap::IndexMap<String, Value>);
 
 impl Object for Dict {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str() {
-            Some(k) => Some(
-                self.0
-                    .get(k)
-                    .cloned()
-                    .unwrap_or_else(|| Missing::attribute("dict", key)),
-            ),
-            None => Some(Missing::attribute("dict", key)),
+        match key.as_str().and_then(|k| self.0.get(k)) {
+            Some(v) => Some(v.clone()),
+            None => missing_key("dict", key),
         }
+    }
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let key = Value::from(key);
+        self.get_value(&key)
+            .or_else(|| Some(Missing::attribute("dict", &key)))
     }
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Values(self.0.keys().map(|k| Value::from(k.as_str())).collect())

@@ -199,7 +199,11 @@ impl Default for Templar {
 impl Templar {
     pub fn new() -> Self {
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Chainable: minijinja's own undefined (a key a mapping lacks, `d['x']`) chains like
+        // Ansible's (`d['x']['y'] | default(1)`); it is an error when it is printed or is
+        // the result (`format_output`, `eval`). Undefined variables and attributes are our
+        // `Missing`, which is strict by itself.
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
         // Ansible's environment: trim_blocks on; trailing newlines are restored afterwards.
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(false);
@@ -403,7 +407,10 @@ impl Inner {
         });
         let value = finish(result, frame, expr)?;
         if value.is_undefined() {
-            // A miss on minijinja's own containers (literals): only the source names it.
+            // A key a mapping lacks, or a miss on a literal: only the source names the latter.
+            if let Some(message) = context::take_last_miss() {
+                return Err(TemplateError::new(message));
+            }
             return Err(match describe_literal_miss(expr) {
                 Some(message) => TemplateError::new(message),
                 None => TemplateError {
@@ -580,6 +587,12 @@ fn format_output(
 ) -> Result<(), minijinja::Error> {
     if let Some(missing) = context::as_missing(value) {
         return Err(missing.raise());
+    }
+    if value.is_undefined() {
+        return Err(match context::take_last_miss() {
+            Some(message) => minijinja::Error::new(ErrorKind::UndefinedError, message),
+            None => minijinja::Error::from(ErrorKind::UndefinedError),
+        });
     }
     if value.is_none() {
         return Ok(());

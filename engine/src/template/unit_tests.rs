@@ -496,3 +496,23 @@ fn long_variable_chains_resolve_on_a_small_stack() {
         .flatten();
     assert_eq!(out, Some(json!(2)));
 }
+
+#[test]
+fn membership_in_mappings_and_chained_misses_behave_as_in_ansible() {
+    let mut s = vars();
+    s.hostvars = Some(Arc::new(TwoHosts));
+    let t = Templar::new();
+    let get = |e: &str| t.template_str(&format!("{{{{ {e} }}}}"), &s);
+    assert_eq!(get("'web1' in hostvars").ok(), Some(json!(true)));
+    assert_eq!(get("'nope' not in hostvars").ok(), Some(json!(true)));
+    assert_eq!(get("'port' in hostvars['web1']").ok(), Some(json!(true)));
+    assert_eq!(get("'x' in {'a': 1}").ok(), Some(json!(false)));
+    assert_eq!(
+        get("hostvars['web1']['nope']['deeper'] | default('d')").ok(),
+        Some(json!("d"))
+    );
+    assert_eq!(
+        get("hostvars['web1']['nope']").map_err(|e| e.message),
+        Err("object of type 'dict' has no attribute 'nope'".to_string())
+    );
+}
