@@ -978,11 +978,14 @@ impl Runner {
         if let Some(m) = ctx.magic.read().ok().and_then(|m| m.clone()) {
             return m;
         }
-        let m = Arc::new(self.shared_magic(ctx));
-        if let Ok(mut slot) = ctx.magic.write() {
-            *slot = Some(m.clone());
+        // Made under the lock, so that a change (which empties the slot after it is made,
+        // holding no other lock) cannot be overwritten by variables made before it.
+        match ctx.magic.write() {
+            Ok(mut slot) => slot
+                .get_or_insert_with(|| Arc::new(self.shared_magic(ctx)))
+                .clone(),
+            Err(_) => Arc::new(self.shared_magic(ctx)),
         }
-        m
     }
 
     fn shared_magic(&self, ctx: &PlayCtx<'_>) -> Map<String, Value> {
