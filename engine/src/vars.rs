@@ -36,7 +36,11 @@
 //! tasks (and its dependencies' tasks) see more: the defaults, vars and params of every role
 //! on the chain that led to them, nearer roles winning (see `roles::RoleCall`).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
+
+use crate::template::Vars;
 
 /// What a role contributes to the variables of its own tasks, computed along the chain of
 /// roles that led to it (Ansible's `dep_chain`).
@@ -53,80 +57,75 @@ pub struct RoleVars {
     pub include_params: Map<String, Value>,
 }
 
-/// The per-host variable layers that outlive a single task.
+/// The per-host variable layers that outlive a single task. Each layer is shared (`Arc`):
+/// hosts share the play's, the extra vars and the public roles' layers, and a task's
+/// variables (`Layers::vars`) point at them instead of copying them. Changing a layer
+/// (`Arc::make_mut`) copies it only while a task's variables or a `hostvars` snapshot
+/// still hold the old one.
 #[derive(Debug, Clone, Default)]
 pub struct Layers {
     /// Level 2: the defaults of every public role of the play.
-    pub role_defaults: Map<String, Value>,
-    pub inventory: Map<String, Value>,
-    pub facts: Map<String, Value>,
-    pub play: Map<String, Value>,
-    pub vars_files: Map<String, Value>,
+    pub role_defaults: Arc<Map<String, Value>>,
+    pub inventory: Arc<Map<String, Value>>,
+    pub facts: Arc<Map<String, Value>>,
+    pub play: Arc<Map<String, Value>>,
+    pub vars_files: Arc<Map<String, Value>>,
     /// Level 15: the `vars/` of every public role of the play.
-    pub role_exports: Map<String, Value>,
-    pub include_vars: Map<String, Value>,
-    pub set_facts: Map<String, Value>,
-    pub extra: Map<String, Value>,
+    pub role_exports: Arc<Map<String, Value>>,
+    pub include_vars: Arc<Map<String, Value>>,
+    pub set_facts: Arc<Map<String, Value>>,
+    pub extra: Arc<Map<String, Value>>,
 }
 
 impl Layers {
-    /// Merge every layer with the task's own scope (its role, block/task vars, include
-    /// params) and the magic variables, in precedence order.
-    pub fn merged(
+    /// Every layer with the task's own scope (its role, block/task vars, include params) and
+    /// the magic variables (`magic`, in order), in precedence order. Nothing is copied but
+    /// the task's own small maps.
+    pub fn vars(
         &self,
         role: Option<&RoleVars>,
         task_vars: &Map<String, Value>,
         include_params: &Map<String, Value>,
-        magic: &Map<String, Value>,
-    ) -> Map<String, Value> {
-        let mut out = Map::with_capacity(
-            self.inventory.len()
-                + self.facts.len()
-                + self.play.len()
-                + task_vars.len()
-                + self.set_facts.len()
-                + magic.len(),
-        );
-        let empty = Map::new();
-        let role_part = |f: fn(&RoleVars) -> &Map<String, Value>| role.map_or(&empty, f);
-        for layer in [
-            &self.role_defaults,
+        magic: &[Arc<Map<String, Value>>],
+    ) -> Vars {
+        let own = |m: &Map<String, Value>| Arc::new(m.clone());
+        let role_part = |f: fn(&RoleVars) -> &Map<String, Value>| {
+            role.map_or_else(|| Arc::new(Map::new()), |r| own(f(r)))
+        };
+        let mut layers = vec![
+            self.role_defaults.clone(),
             role_part(|r| &r.defaults),
-            &self.inventory,
-            &self.facts,
-            &self.play,
-            &self.vars_files,
-            &self.role_exports,
+            self.inventory.clone(),
+            self.facts.clone(),
+            self.play.clone(),
+            self.vars_files.clone(),
+            self.role_exports.clone(),
             role_part(|r| &r.vars),
-            task_vars,
-            &self.include_vars,
-            &self.set_facts,
+            own(task_vars),
+            self.include_vars.clone(),
+            self.set_facts.clone(),
             role_part(|r| &r.params),
             role_part(|r| &r.include_params),
-            include_params,
-            &self.extra,
-            magic,
-        ] {
-            for (k, v) in layer {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-        out
+            own(include_params),
+            self.extra.clone(),
+        ];
+        layers.extend(magic.iter().cloned());
+        Vars::new(layers)
     }
 
     /// Facts as Ansible injects them: `ansible_facts.x` and, for each, a top-level `ansible_x`.
     pub fn set_facts_from_setup(&mut self, facts: &Map<String, Value>) {
-        let mut all = match self.facts.remove("ansible_facts") {
+        let layer = Arc::make_mut(&mut self.facts);
+        let mut all = match layer.remove("ansible_facts") {
             Some(Value::Object(m)) => m,
             _ => Map::new(),
         };
         for (k, v) in facts {
             let short = k.strip_prefix("ansible_").unwrap_or(k);
             all.insert(short.to_string(), v.clone());
-            self.facts.insert(format!("ansible_{short}"), v.clone());
+            layer.insert(format!("ansible_{short}"), v.clone());
         }
-        self.facts
-            .insert("ansible_facts".into(), Value::Object(all));
+        layer.insert("ansible_facts".into(), Value::Object(all));
     }
 }
 
@@ -135,10 +134,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn map(v: Value) -> Map<String, Value> {
+    fn map(v: Value) -> Arc<Map<String, Value>> {
         match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
+            Value::Object(m) => Arc::new(m),
+            _ => Arc::default(),
         }
     }
 
@@ -151,14 +150,15 @@ mod tests {
             extra: map(json!({"d": "extra"})),
             ..Layers::default()
         };
-        let merged = layers.merged(
+        let merged = layers.vars(
             None,
-            &map(json!({"e": "task", "c": "task"})),
+            &Map::from_iter([("e".into(), json!("task")), ("c".into(), json!("task"))]),
             &Map::new(),
-            &map(json!({"inventory_hostname": "h"})),
+            &[map(json!({"inventory_hostname": "h"}))],
         );
+        assert_eq!(merged.get("c"), Some(&json!("fact")));
         assert_eq!(
-            Value::Object(merged),
+            Value::Object((*merged.flat()).clone()),
             json!({"a": "inv", "b": "play", "c": "fact", "d": "extra", "e": "task", "inventory_hostname": "h"})
         );
     }
@@ -174,14 +174,15 @@ mod tests {
             ..Layers::default()
         };
         let role = RoleVars {
-            defaults: map(json!({"a": "own default", "b": "own default"})),
-            vars: map(json!({"e": "own vars"})),
-            params: map(json!({"f": "param"})),
+            defaults: (*map(json!({"a": "own default", "b": "own default"}))).clone(),
+            vars: (*map(json!({"e": "own vars"}))).clone(),
+            params: (*map(json!({"f": "param"}))).clone(),
             include_params: Map::new(),
         };
-        let merged = layers.merged(Some(&role), &Map::new(), &Map::new(), &Map::new());
+        let merged = layers.vars(Some(&role), &Map::new(), &Map::new(), &[]);
+        assert_eq!(merged.get("e"), Some(&json!("fact")));
         assert_eq!(
-            Value::Object(merged),
+            Value::Object((*merged.flat()).clone()),
             json!({"a": "own default", "b": "inv", "c": "play", "d": "public vars", "e": "fact", "f": "param"})
         );
     }

@@ -15,7 +15,7 @@ use crate::playbook::Task;
 use crate::template::Scope;
 
 /// Whether a task runs in check mode and shows diffs (the play's setting or the task's own).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct RunMode {
     pub check: bool,
     pub diff: bool,
@@ -193,6 +193,28 @@ fn drop_omitted(args: &mut Map<String, Value>) {
     args.retain(|_, v| v.as_str() != Some(crate::template::OMIT_TOKEN));
 }
 
+/// Whether `execute` hands the action to its module as it is (no engine-side work first),
+/// which is what a loop's batch of items (`Module::run_many`) needs.
+pub(crate) fn runs_module(action: &str) -> bool {
+    !matches!(
+        action,
+        "debug"
+            | "set_fact"
+            | "assert"
+            | "fail"
+            | "pause"
+            | "include_vars"
+            | "validate_argument_spec"
+            | "template"
+            | "copy"
+            | "unarchive"
+            | "fetch"
+            | "script"
+            | "setup"
+            | "gather_facts"
+    )
+}
+
 impl Runner {
     /// Run a task once (one loop item) on a host and return its raw result.
     pub(crate) fn execute(
@@ -200,20 +222,69 @@ impl Runner {
         ctx: &PlayCtx<'_>,
         t: &Task,
         st: &mut HostRun,
-        vars: &Map<String, Value>,
+        scope: &Scope,
     ) -> Ran {
-        let scope = self.scope(vars.clone());
+        let args = match self.task_args(ctx, t, scope) {
+            Ok(args) => args,
+            Err(ran) => return ran,
+        };
+        let mode = self.run_mode(ctx, t, scope);
+        if matches!(
+            t.action.as_str(),
+            "debug" | "set_fact" | "assert" | "fail" | "pause"
+        ) && args.contains_key("_raw_params")
+        {
+            return Ran::failed(format!(
+                "Action 'ansible.builtin.{}' does not support raw params.",
+                t.action
+            ));
+        }
+        match t.action.as_str() {
+            "debug" => self.act_debug(t, &args, scope),
+            "set_fact" => act_set_fact(args),
+            "assert" => self.act_assert(t, &args, scope),
+            "fail" => {
+                let msg = args
+                    .get("msg")
+                    .map(value_text)
+                    .unwrap_or_else(|| "Failed as requested from task".into());
+                Ran::failed(msg)
+            }
+            "pause" => act_pause(&args),
+            "include_vars" => self.act_include_vars(ctx, t, &args),
+            "validate_argument_spec" => Ran::ok(crate::roles::argspec::validate(&args, |name| {
+                let v = scope.get(name)?;
+                Some(self.templar.template_value(v, scope).map_err(|e| e.message))
+            })),
+            "template" => self.act_template(ctx, t, st, args, scope, mode),
+            "copy" => self.act_copy(ctx, t, st, args, scope, mode),
+            "unarchive" => self.act_unarchive(ctx, t, st, args, scope, mode),
+            "fetch" => self.act_fetch(ctx, t, st, &args, scope, mode.check),
+            "script" => self.act_script(ctx, t, st, args, scope, mode),
+            "setup" | "gather_facts" => self.run_module("setup", st, args, scope, t, mode),
+            action => self.run_module(action, st, args, scope, t, mode),
+        }
+    }
+
+    /// The task's arguments for one run: templated, `omit`ted ones dropped, `module_defaults`
+    /// filled in.
+    pub(crate) fn task_args(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &Task,
+        scope: &Scope,
+    ) -> Result<Map<String, Value>, Ran> {
         let mut args = match self
             .templar
-            .template_value(&Value::Object(t.args.clone()), &scope)
+            .template_value(&Value::Object(t.args.clone()), scope)
         {
             Ok(Value::Object(m)) => m,
             Ok(_) => Map::new(),
             Err(e) => {
-                return Ran::failed(format!(
+                return Err(Ran::failed(format!(
                     "The task includes an option with an undefined variable. {}",
                     e.message
-                ))
+                )))
             }
         };
         drop_omitted(&mut args);
@@ -227,54 +298,19 @@ impl Runner {
                 }
             }
         }
-        let mode = RunMode {
+        Ok(args)
+    }
+
+    pub(crate) fn run_mode(&self, ctx: &PlayCtx<'_>, t: &Task, scope: &Scope) -> RunMode {
+        RunMode {
             check: match t.keyword("check_mode") {
-                Some(v) => self.keyword_bool(Some(v), &scope),
+                Some(v) => self.keyword_bool(Some(v), scope),
                 None => ctx.check,
             },
             diff: match t.keyword("diff") {
-                Some(v) => self.keyword_bool(Some(v), &scope),
+                Some(v) => self.keyword_bool(Some(v), scope),
                 None => ctx.diff,
             },
-        };
-        if matches!(
-            t.action.as_str(),
-            "debug" | "set_fact" | "assert" | "fail" | "pause"
-        ) && args.contains_key("_raw_params")
-        {
-            return Ran::failed(format!(
-                "Action 'ansible.builtin.{}' does not support raw params.",
-                t.action
-            ));
-        }
-        match t.action.as_str() {
-            "debug" => self.act_debug(t, &args, &scope),
-            "set_fact" => act_set_fact(args),
-            "assert" => self.act_assert(t, &args, &scope),
-            "fail" => {
-                let msg = args
-                    .get("msg")
-                    .map(value_text)
-                    .unwrap_or_else(|| "Failed as requested from task".into());
-                Ran::failed(msg)
-            }
-            "pause" => act_pause(&args),
-            "include_vars" => self.act_include_vars(ctx, t, &args),
-            "validate_argument_spec" => Ran::ok(crate::roles::argspec::validate(&args, |name| {
-                let v = scope.vars.get(name)?;
-                Some(
-                    self.templar
-                        .template_value(v, &scope)
-                        .map_err(|e| e.message),
-                )
-            })),
-            "template" => self.act_template(ctx, t, st, args, &scope, mode),
-            "copy" => self.act_copy(ctx, t, st, args, &scope, mode),
-            "unarchive" => self.act_unarchive(ctx, t, st, args, &scope, mode),
-            "fetch" => self.act_fetch(ctx, t, st, &args, &scope, mode.check),
-            "script" => self.act_script(ctx, t, st, args, &scope, mode),
-            "setup" | "gather_facts" => self.run_module("setup", st, args, &scope, t, mode),
-            action => self.run_module(action, st, args, &scope, t, mode),
         }
     }
 
@@ -301,15 +337,40 @@ impl Runner {
             );
             return Ran::ok(r);
         }
+        self.on_task_host(
+            st,
+            scope,
+            t,
+            mode,
+            |mctx| module_ran(module.run(mctx, &args)),
+            |ran| ran.unreachable,
+        )
+        .unwrap_or_else(|ran| ran)
+    }
+
+    /// Run `f` with the task's view of the host that runs its modules: the host's own
+    /// connection or its `delegate_to` host's, with the task's environment and become.
+    /// `Err`: the host could not be reached. `gone(&result)` says the host went away during
+    /// `f`, so a delegate's session is not given back to the pool.
+    pub(crate) fn on_task_host<R>(
+        &self,
+        st: &mut HostRun,
+        scope: &Scope,
+        t: &Task,
+        mode: RunMode,
+        f: impl FnOnce(&mut modules::Ctx<'_>) -> R,
+        gone: impl FnOnce(&R) -> bool,
+    ) -> Result<R, Ran> {
         let env = self.task_environment(t, scope);
         let become_ = self.task_become(t, scope);
-        let facts = match st.layers.facts.get("ansible_facts") {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        };
         let delegate = self
             .keyword_str(t.keyword("delegate_to"), scope)
             .filter(|d| d != &st.name);
+        let empty = Map::new();
+        let facts = match st.layers.facts.get("ansible_facts") {
+            Some(Value::Object(m)) => m,
+            _ => &empty,
+        };
         let mut delegate_conn: Option<Conn> = None;
         let conn: &mut Conn = match &delegate {
             // A delegate's session is borrowed from the pool (opened once) and given back below.
@@ -319,12 +380,17 @@ impl Runner {
                 .map_or_else(|| self.connect(d, scope), Ok)
             {
                 Ok(c) => delegate_conn.insert(c),
-                Err(msg) => return unreachable(msg),
+                Err(msg) => return Err(unreachable(msg)),
             },
-            None => match self.host_conn(st, scope) {
-                Ok(c) => c,
-                Err(ran) => return ran,
-            },
+            // The host's own connection, as `host_conn` opens it (borrowing only `st.conn`).
+            None => {
+                if st.conn.is_none() {
+                    st.conn = Some(self.connect(&st.name, scope).map_err(unreachable)?);
+                }
+                st.conn
+                    .as_mut()
+                    .ok_or_else(|| unreachable("no connection".into()))?
+            }
         };
         let mut host = TaskHost {
             inner: conn.as_mut(),
@@ -335,24 +401,15 @@ impl Runner {
             host: &mut host,
             check: mode.check,
             diff: mode.diff,
-            facts: &facts,
+            facts,
         };
-        let ran = match module.run(&mut mctx, &args) {
-            Ok(outcome) => Ran::ok(outcome.to_result()),
-            Err(modules::ModuleError::Args(msg)) | Err(modules::ModuleError::Failed(msg)) => {
-                Ran::failed(msg)
-            }
-            Err(modules::ModuleError::Host(modules::HostError::Unreachable(msg))) => {
-                unreachable(msg)
-            }
-            Err(modules::ModuleError::Host(modules::HostError::Transfer(msg))) => Ran::failed(msg),
-        };
+        let result = f(&mut mctx);
         if let (Some(d), Some(c)) = (delegate, delegate_conn) {
-            if !ran.unreachable {
+            if !gone(&result) {
                 self.delegate_pool.put(&d, c);
             }
         }
-        ran
+        Ok(result)
     }
 
     /// The host's own connection, opened on first use and kept for the rest of the run.
@@ -372,7 +429,6 @@ impl Runner {
             Some(v)
                 if host
                     != scope
-                        .vars
                         .get("inventory_hostname")
                         .and_then(Value::as_str)
                         .unwrap_or("") =>
@@ -430,7 +486,7 @@ impl Runner {
         }
     }
 
-    fn task_environment(&self, t: &Task, scope: &Scope) -> Vec<(String, String)> {
+    pub(crate) fn task_environment(&self, t: &Task, scope: &Scope) -> Vec<(String, String)> {
         let mut env = Map::new();
         for e in &t.environment {
             if let Ok(Value::Object(m)) = self.templar.template_value(e, scope) {
@@ -440,8 +496,8 @@ impl Runner {
         env.into_iter().map(|(k, v)| (k, value_text(&v))).collect()
     }
 
-    fn task_become(&self, t: &Task, scope: &Scope) -> Option<Become> {
-        let var = |k: &str| scope.vars.get(k).cloned();
+    pub(crate) fn task_become(&self, t: &Task, scope: &Scope) -> Option<Become> {
+        let var = |k: &str| scope.get(k).cloned();
         let enabled = match t.keyword("become") {
             Some(v) => self.keyword_bool(Some(v), scope),
             None => var("ansible_become")
@@ -462,11 +518,10 @@ impl Runner {
             .or_else(|| self.opts.become_method.clone())
             .unwrap_or_else(|| "sudo".into());
         // Already that user on a local connection: nothing to switch.
-        let is_local = scope.vars.get("ansible_connection").and_then(Value::as_str)
-            == Some("local")
+        let is_local = scope.get("ansible_connection").and_then(Value::as_str) == Some("local")
             || self.opts.connection.as_deref() == Some("local")
             || matches!(
-                scope.vars.get("inventory_hostname").and_then(Value::as_str),
+                scope.get("inventory_hostname").and_then(Value::as_str),
                 Some("localhost")
             );
         if is_local && current_user().as_deref() == Some(user.as_str()) {
@@ -691,7 +746,7 @@ impl Runner {
             Ok(Err(_)) => return Ran::failed(format!("'{}' is not UTF-8 text", path.display())),
             Err(e) => return Ran::failed(e),
         };
-        let mut vars = (*scope.vars).clone();
+        let mut vars = Map::new();
         vars.insert(
             "template_path".into(),
             Value::String(path.display().to_string()),
@@ -708,14 +763,7 @@ impl Runner {
         if let Some(d) = args.get("dest") {
             vars.insert("template_destpath".into(), d.clone());
         }
-        let rendered = match self.templar.render_file(
-            &text,
-            &path,
-            &Scope {
-                vars: std::sync::Arc::new(vars),
-                hostvars: scope.hostvars.clone(),
-            },
-        ) {
+        let rendered = match self.templar.render_file(&text, &path, &scope.with(vars)) {
             Ok(r) => r,
             Err(e) => return Ran::failed(format!("{}: {}", path.display(), e.message)),
         };
@@ -1068,6 +1116,24 @@ fn fmt_seconds(s: f64) -> String {
         format!("{}", s as i64)
     } else {
         format!("{s}")
+    }
+}
+
+/// A module's result as the task's.
+pub(crate) fn module_ran(result: Result<modules::Outcome, modules::ModuleError>) -> Ran {
+    match result {
+        // `to_result` without copying the module's keys (a setup result is big): they are
+        // taken, and the rest (`changed`, `msg`, ...) added to them in `to_result`'s order.
+        Ok(mut outcome) => {
+            let mut result = std::mem::take(&mut outcome.result);
+            result.extend(outcome.to_result());
+            Ran::ok(result)
+        }
+        Err(modules::ModuleError::Args(msg)) | Err(modules::ModuleError::Failed(msg)) => {
+            Ran::failed(msg)
+        }
+        Err(modules::ModuleError::Host(modules::HostError::Unreachable(msg))) => unreachable(msg),
+        Err(modules::ModuleError::Host(modules::HostError::Transfer(msg))) => Ran::failed(msg),
     }
 }
 

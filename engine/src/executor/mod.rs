@@ -22,7 +22,7 @@ use crate::inventory::Inventory;
 use crate::playbook::{Loader, Play, Playbook, Task};
 use crate::report::{HostLine, Reporter, Stats, Status};
 use crate::roles::{self, CallHow, PlayRoles, RoleInstance, RoleSearch, RoleSpec};
-use crate::template::{HostVars, Scope, Templar};
+use crate::template::{HostVars, Scope, Templar, Vars};
 use crate::vars::Layers;
 
 /// Everything the command line decides about a run.
@@ -79,17 +79,19 @@ pub(crate) struct HostRun {
     pub roles_done: HashSet<String>,
     /// Roles a `meta: end_role` ended for this host, until their completion marker.
     pub ended_roles: HashSet<String>,
+    /// The magic variables of this host alone (`inventory_hostname`, `group_names`, ...).
+    pub magic: Arc<Map<String, Value>>,
 }
 
 /// Each host's variables as other hosts see them through `hostvars`.
-type Snapshots = Arc<RwLock<HashMap<String, Arc<Map<String, Value>>>>>;
+type Snapshots = Arc<RwLock<HashMap<String, Vars>>>;
 
 /// Facts and set_facts of each host, kept across plays (as Ansible keeps them for the run).
 #[derive(Default, Clone)]
 struct Persisted {
-    facts: Map<String, Value>,
-    set_facts: Map<String, Value>,
-    include_vars: Map<String, Value>,
+    facts: Arc<Map<String, Value>>,
+    set_facts: Arc<Map<String, Value>>,
+    include_vars: Arc<Map<String, Value>>,
 }
 
 pub struct Runner {
@@ -145,6 +147,9 @@ pub(crate) struct PlayCtx<'a> {
     pub handlers: RwLock<Vec<Task>>,
     /// The play's roles (their names grow as `include_role` brings more).
     pub roles: RwLock<PlayRoles>,
+    /// The magic variables every host of the batch shares (`groups`, `ansible_play_hosts`,
+    /// ...), made when first needed and again after they change.
+    pub magic: RwLock<Option<Arc<Map<String, Value>>>>,
 }
 
 /// `hostvars`: other hosts' variables from the snapshots (inventory vars for hosts not in the play).
@@ -157,7 +162,7 @@ impl HostVars for RunHostVars {
     fn host_names(&self) -> Vec<String> {
         self.inventory.hosts()
     }
-    fn vars_of(&self, host: &str) -> Option<Arc<Map<String, Value>>> {
+    fn vars_of(&self, host: &str) -> Option<Vars> {
         if let Some(v) = self
             .snapshots
             .read()
@@ -179,7 +184,7 @@ impl HostVars for RunHostVars {
                 .map(Value::String)
                 .collect(),
         );
-        Some(Arc::new(vars))
+        Some(Vars::from(vars))
     }
 }
 
@@ -204,8 +209,9 @@ impl RunEnd {
 impl Runner {
     pub fn new(opts: Options, inventory: Inventory, report: Reporter) -> Result<Self, Diagnostic> {
         let forks = if opts.forks == 0 { 50 } else { opts.forks };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(forks.max(1))
+            .num_threads(workers(forks, cores))
             .build()
             .map_err(|e| {
                 Diagnostic::new(format!("cannot start {forks} workers: {e}")).exit_code(exit::ERROR)
@@ -248,9 +254,9 @@ impl Runner {
         Ok(end)
     }
 
-    pub(crate) fn scope(&self, vars: Map<String, Value>) -> Scope {
+    pub(crate) fn scope(&self, vars: impl Into<Vars>) -> Scope {
         Scope {
-            vars: Arc::new(vars),
+            vars: vars.into(),
             hostvars: Some(Arc::new(RunHostVars {
                 inventory: self.inventory.clone(),
                 snapshots: self.snapshots.clone(),
@@ -317,19 +323,24 @@ impl Runner {
         batch: &[String],
     ) -> Result<PlayCtx<'a>, Diagnostic> {
         let persisted = self.persisted.lock().map(|p| p.clone()).unwrap_or_default();
+        // The layers every host has alike are shared, not copied per host.
+        let role_defaults = Arc::new(play.roles.defaults.clone());
+        let role_exports = Arc::new(play.roles.exports.clone());
+        let play_vars = Arc::new(play.vars.clone());
+        let extra = Arc::new(self.opts.extra_vars.clone());
         let mut states = Vec::new();
         for name in batch {
             let saved = persisted.get(name).cloned().unwrap_or_default();
             let layers = Layers {
-                role_defaults: play.roles.defaults.clone(),
-                role_exports: play.roles.exports.clone(),
-                inventory: self.inventory.host_vars(name),
+                role_defaults: role_defaults.clone(),
+                role_exports: role_exports.clone(),
+                inventory: Arc::new(self.inventory.host_vars(name)),
                 facts: saved.facts,
-                play: play.vars.clone(),
-                vars_files: Map::new(),
+                play: play_vars.clone(),
+                vars_files: Arc::default(),
                 include_vars: saved.include_vars,
                 set_facts: saved.set_facts,
-                extra: self.opts.extra_vars.clone(),
+                extra: extra.clone(),
             };
             let conn = self.conns.lock().ok().and_then(|mut c| c.remove(name));
             states.push(Mutex::new(HostRun {
@@ -347,6 +358,7 @@ impl Runner {
                 roles_ran: HashSet::new(),
                 roles_done: HashSet::new(),
                 ended_roles: HashSet::new(),
+                magic: Arc::new(self.host_magic(name)),
             }));
         }
         let check = play
@@ -370,6 +382,7 @@ impl Runner {
             diff,
             handlers: RwLock::new(play.handlers.clone()),
             roles: RwLock::new(play.roles.clone()),
+            magic: RwLock::new(None),
         };
         // vars_files are loaded per host: their names may use host variables.
         for st in &ctx.states {
@@ -377,7 +390,7 @@ impl Runner {
             for entry in &play.vars_files {
                 let vars = self.host_scope_vars(&ctx, &st, None, &Map::new());
                 match self.load_vars_file_entry(entry, &play.dir, vars) {
-                    Ok(m) => st.layers.vars_files.extend(m),
+                    Ok(m) => Arc::make_mut(&mut st.layers.vars_files).extend(m),
                     Err(d) => return Err(d.at_opt(Some(play.span.clone()))),
                 }
             }
@@ -464,8 +477,14 @@ impl Runner {
             })
             .map(|(_, name)| name.clone())
             .collect();
-        if let Ok(mut l) = ctx.live.write() {
-            *l = live;
+        if live != previous {
+            if let Ok(mut l) = ctx.live.write() {
+                *l = live;
+            }
+            // ansible_play_hosts changed.
+            if let Ok(mut m) = ctx.magic.write() {
+                *m = None;
+            }
         }
     }
 
@@ -644,12 +663,9 @@ impl Runner {
                         s.rescued += 1;
                     }
                     if let Some((task, result)) = st.failed_task.clone() {
-                        st.layers
-                            .set_facts
-                            .insert("ansible_failed_task".into(), task);
-                        st.layers
-                            .set_facts
-                            .insert("ansible_failed_result".into(), Value::Object(result));
+                        let facts = Arc::make_mut(&mut st.layers.set_facts);
+                        facts.insert("ansible_failed_task".into(), task);
+                        facts.insert("ansible_failed_result".into(), Value::Object(result));
                     }
                 }
                 self.sync_stats(ctx, i);
@@ -737,7 +753,7 @@ impl Runner {
             "clear_facts" => {
                 for &i in hosts {
                     if let Ok(mut st) = ctx.states[i].lock() {
-                        st.layers.facts.clear();
+                        st.layers.facts = Arc::default();
                     }
                 }
             }
@@ -875,8 +891,8 @@ impl Runner {
         st: &HostRun,
         task: Option<&Task>,
         params: &Map<String, Value>,
-    ) -> Map<String, Value> {
-        let mut magic = self.magic_vars(ctx, &st.name);
+    ) -> Vars {
+        let mut magic = Map::new();
         let role = task.and_then(|t| t.role.as_deref());
         if let Some(r) = role {
             let path = self.abs_path(&r.path);
@@ -913,8 +929,12 @@ impl Runner {
         }
         let no_vars = Map::new();
         let task_vars = task.map_or(&no_vars, |t| &t.vars);
-        st.layers
-            .merged(role.map(|r| &r.vars), task_vars, params, &magic)
+        st.layers.vars(
+            role.map(|r| &r.vars),
+            task_vars,
+            params,
+            &[st.magic.clone(), self.play_magic(ctx), Arc::new(magic)],
+        )
     }
 
     /// `abs(p)`, remembered.
@@ -929,9 +949,9 @@ impl Runner {
         resolved
     }
 
-    fn magic_vars(&self, ctx: &PlayCtx<'_>, host: &str) -> Map<String, Value> {
+    /// The magic variables of one host (the same all play long).
+    fn host_magic(&self, host: &str) -> Map<String, Value> {
         let mut m = Map::new();
-        let strs = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
         m.insert("inventory_hostname".into(), Value::String(host.to_string()));
         m.insert(
             "inventory_hostname_short".into(),
@@ -939,16 +959,43 @@ impl Runner {
         );
         m.insert(
             "group_names".into(),
-            strs(&self.inventory.group_names(host)),
+            Value::Array(
+                self.inventory
+                    .group_names(host)
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+            ),
         );
+        if let Some(dir) = self.inventory.inventory_dir(host) {
+            m.insert("inventory_dir".into(), Value::String(abs(&dir)));
+        }
+        m
+    }
+
+    /// The magic variables every host of the batch shares, as they are now.
+    fn play_magic(&self, ctx: &PlayCtx<'_>) -> Arc<Map<String, Value>> {
+        if let Some(m) = ctx.magic.read().ok().and_then(|m| m.clone()) {
+            return m;
+        }
+        // Made under the lock, so that a change (which empties the slot after it is made,
+        // holding no other lock) cannot be overwritten by variables made before it.
+        match ctx.magic.write() {
+            Ok(mut slot) => slot
+                .get_or_insert_with(|| Arc::new(self.shared_magic(ctx)))
+                .clone(),
+            Err(_) => Arc::new(self.shared_magic(ctx)),
+        }
+    }
+
+    fn shared_magic(&self, ctx: &PlayCtx<'_>) -> Map<String, Value> {
+        let mut m = Map::new();
+        let strs = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
         m.insert("groups".into(), Value::Object(self.inventory.groups_var()));
         m.insert(
             "playbook_dir".into(),
             Value::String(self.abs_path(&ctx.play.dir)),
         );
-        if let Some(dir) = self.inventory.inventory_dir(host) {
-            m.insert("inventory_dir".into(), Value::String(abs(&dir)));
-        }
         m.insert("ansible_play_hosts_all".into(), strs(&ctx.hosts));
         let live = ctx.live.read().map(|l| l.clone()).unwrap_or_default();
         m.insert("ansible_play_hosts".into(), strs(&live));
@@ -993,7 +1040,7 @@ impl Runner {
     pub(crate) fn snapshot(&self, ctx: &PlayCtx<'_>, st: &HostRun) {
         let vars = self.host_scope_vars(ctx, st, None, &Map::new());
         if let Ok(mut s) = self.snapshots.write() {
-            s.insert(st.name.clone(), Arc::new(vars));
+            s.insert(st.name.clone(), vars);
         }
     }
 
@@ -1012,7 +1059,7 @@ impl Runner {
         &self,
         entry: &Value,
         dir: &Path,
-        vars: Map<String, Value>,
+        vars: Vars,
     ) -> Result<Map<String, Value>, Diagnostic> {
         let scope = self.scope(vars);
         let candidates: Vec<Value> = match entry {
@@ -1297,18 +1344,40 @@ impl Runner {
                 roles.play_role_names.push(instance.own.name.clone());
             }
         }
+        // The role names in the magic variables changed.
+        if let Ok(mut m) = ctx.magic.write() {
+            *m = None;
+        }
         if !public {
             return;
         }
         let defaults = instance.defaults_along(&[]);
         let exports = instance.exports();
+        // Hosts that shared a layer share the extended one.
+        let (mut new_defaults, mut new_exports) = (Vec::new(), Vec::new());
         for st in &ctx.states {
             if let Ok(mut st) = st.lock() {
-                st.layers.role_defaults.extend(defaults.clone());
-                st.layers.role_exports.extend(exports.clone());
+                extend_shared(&mut st.layers.role_defaults, &defaults, &mut new_defaults);
+                extend_shared(&mut st.layers.role_exports, &exports, &mut new_exports);
             }
         }
     }
+}
+
+type Layer = Arc<Map<String, Value>>;
+
+/// `layer` extended by `more`; `done` remembers the layers already extended (old, new), so
+/// hosts that shared the old layer share the new one.
+fn extend_shared(layer: &mut Layer, more: &Map<String, Value>, done: &mut Vec<(Layer, Layer)>) {
+    if let Some((_, new)) = done.iter().find(|(old, _)| Arc::ptr_eq(old, layer)) {
+        *layer = new.clone();
+        return;
+    }
+    let mut m = (**layer).clone();
+    m.extend(more.clone());
+    let new = Arc::new(m);
+    done.push((layer.clone(), new.clone()));
+    *layer = new;
 }
 
 /// A host's line for an include task (skipped, or failed).
@@ -1345,6 +1414,14 @@ fn abs(p: &Path) -> String {
         .unwrap_or_else(|_| p.to_path_buf())
         .display()
         .to_string()
+}
+
+/// How many worker threads run hosts at once: `forks`, but no more than 4 per core (at
+/// least 8). A host's task mostly waits on its connection, so a few threads per core keep
+/// the cores busy; every thread beyond that only holds memory (its stack, and a malloc arena
+/// with what it freed), about 0.3 MiB each. Hosts beyond the workers wait for a free one.
+fn workers(forks: usize, cores: usize) -> usize {
+    forks.clamp(1, (4 * cores).max(8))
 }
 
 /// Split the play's hosts into `serial` batches (a number, a percentage, or a list of them).
@@ -1394,6 +1471,15 @@ pub fn serial_batches(hosts: &[String], serial: Option<&Value>) -> Vec<Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_are_forks_up_to_four_per_core() {
+        assert_eq!(workers(50, 2), 8);
+        assert_eq!(workers(5, 2), 5);
+        assert_eq!(workers(50, 8), 32);
+        assert_eq!(workers(0, 1), 1);
+        assert_eq!(workers(100, 64), 100);
+    }
 
     #[test]
     fn serial_accepts_numbers_percentages_and_lists() {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -29,6 +30,10 @@ pub(crate) struct RoleInclusion {
     pub apply: Map<String, Value>,
 }
 
+/// One run of a task (or of one loop item) on a host: its status, its result, whether its
+/// failure is ignored, and the diff to show.
+type ItemRun = (Status, Map<String, Value>, bool, Option<String>);
+
 /// The result of running a task (or one loop item) once on one host.
 pub(crate) struct Ran {
     pub result: Map<String, Value>,
@@ -52,6 +57,38 @@ impl Ran {
             unreachable: false,
         }
     }
+}
+
+/// How a module runs for one loop item, besides its arguments: items batched together
+/// must agree on all of it.
+#[derive(PartialEq)]
+struct ModuleSetting {
+    mode: super::actions::RunMode,
+    env: Vec<(String, String)>,
+    become_: Option<super::hostwrap::Become>,
+    delegate: Option<String>,
+}
+
+/// Whether loops may run their items in one batch (`PLAY_BATCH_LOOPS=0` turns it off, to
+/// compare with running them one by one).
+fn batch_loops() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PLAY_BATCH_LOOPS").is_none_or(|v| v != "0"))
+}
+
+/// The result of a task (or loop item) whose `when` is false.
+fn skipped(false_condition: Option<String>) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("changed".into(), Value::Bool(false));
+    if let Some(c) = false_condition {
+        r.insert("false_condition".into(), Value::String(c));
+    }
+    r.insert(
+        "skip_reason".into(),
+        Value::String("Conditional result was False".into()),
+    );
+    r.insert("skipped".into(), Value::Bool(true));
+    r
 }
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -304,10 +341,13 @@ impl Runner {
         for &i in &hosts[1..] {
             if let Ok(mut st) = ctx.states[i].lock() {
                 if let Some((name, v)) = &registered {
-                    st.layers.set_facts.insert(name.clone(), v.clone());
+                    Arc::make_mut(&mut st.layers.set_facts).insert(name.clone(), v.clone());
                 }
                 if let Some(f) = &facts {
-                    st.layers.set_facts.extend(f.clone());
+                    let set_facts = Arc::make_mut(&mut st.layers.set_facts);
+                    for (k, v) in f.iter() {
+                        set_facts.insert(k.clone(), v.clone());
+                    }
                 }
             }
         }
@@ -366,7 +406,7 @@ impl Runner {
                     Value::String(s) => vec![s],
                     _ => Vec::new(),
                 };
-                let base = scope.vars.get("playbook_dir").and_then(Value::as_str).map(PathBuf::from).unwrap_or_default();
+                let base = scope.get("playbook_dir").and_then(Value::as_str).map(PathBuf::from).unwrap_or_default();
                 super::actions::fileglob(&patterns, &base).into_iter().map(Value::String).collect()
             }
             "with_sequence" => super::actions::sequence(&templated)?.into_iter().map(Value::String).collect(),
@@ -405,8 +445,7 @@ impl Runner {
         st: &mut HostRun,
         params: &Map<String, Value>,
     ) -> Vec<HostLine> {
-        let base_vars = self.host_scope_vars(ctx, st, Some(t), params);
-        let scope = self.scope(base_vars.clone());
+        let scope = self.scope(self.host_scope_vars(ctx, st, Some(t), params));
         let no_log = self.keyword_bool(t.keyword("no_log"), &scope);
         let ignore_errors = self.keyword_bool(t.keyword("ignore_errors"), &scope);
         let delegate = self.keyword_str(t.keyword("delegate_to"), &scope);
@@ -444,7 +483,7 @@ impl Runner {
         };
         let Some(items) = items else {
             let (status, result, ignored, diff) =
-                self.run_once_on_host(ctx, t, st, base_vars, ignore_errors);
+                self.run_once_on_host(ctx, t, st, &scope, ignore_errors);
             self.register(st, t, &result);
             let mut l = line(status, None, result, ignored);
             l.diff = diff;
@@ -474,38 +513,57 @@ impl Runner {
         let extended = loop_control
             .get("extended")
             .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        let n = items.len();
+        // Each item sees the task's variables with the loop's over them.
+        let item_scopes: Vec<Scope> = items
+            .iter()
+            .enumerate()
+            .map(|(idx, item)| {
+                let mut vars = Map::new();
+                vars.insert(loop_var.clone(), item.clone());
+                if let Some(iv) = &index_var {
+                    vars.insert(iv.clone(), Value::from(idx));
+                }
+                vars.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+                if extended {
+                    vars.insert("ansible_loop".into(), serde_json::json!({
+                        "index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == n, "length": n,
+                        "revindex": n - idx, "revindex0": n - idx - 1,
+                    }));
+                }
+                scope.with(vars)
+            })
+            .collect();
+        // A plain module's items in one go when it can; what it did not run (all items, or
+        // those after the host went away) runs one by one below.
+        let mut batched = match pause {
+            None => self.run_items_batched(ctx, t, st, &item_scopes, ignore_errors),
+            Some(_) => Vec::new(),
+        }
+        .into_iter();
         let mut item_results = Vec::new();
         let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
         let mut item_lines = Vec::new();
-        let n = items.len();
-        for (idx, item) in items.into_iter().enumerate() {
-            if idx > 0 {
-                if let Some(p) = pause {
-                    std::thread::sleep(std::time::Duration::from_secs_f64(p.max(0.0)));
+        for (idx, (item, item_scope)) in items.into_iter().zip(&item_scopes).enumerate() {
+            let (status, mut result, ignored, diff) = match batched.next() {
+                Some(run) => run,
+                None => {
+                    if idx > 0 {
+                        if let Some(p) = pause {
+                            std::thread::sleep(std::time::Duration::from_secs_f64(p.max(0.0)));
+                        }
+                    }
+                    self.run_once_on_host(ctx, t, st, item_scope, ignore_errors)
                 }
-            }
-            let mut vars = base_vars.clone();
-            vars.insert(loop_var.clone(), item.clone());
-            if let Some(iv) = &index_var {
-                vars.insert(iv.clone(), Value::from(idx));
-            }
-            vars.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
-            if extended {
-                vars.insert("ansible_loop".into(), serde_json::json!({
-                    "index": idx + 1, "index0": idx, "first": idx == 0, "last": idx + 1 == n, "length": n,
-                    "revindex": n - idx, "revindex0": n - idx - 1,
-                }));
-            }
+            };
             let label = match &label_tpl {
-                Some(l) => match self.templar.template_value(l, &self.scope(vars.clone())) {
+                Some(l) => match self.templar.template_value(l, item_scope) {
                     Ok(v) => item_label(&v),
                     Err(_) => item_label(&item),
                 },
                 None => item_label(&item),
             };
-            let (status, mut result, ignored, diff) =
-                self.run_once_on_host(ctx, t, st, vars, ignore_errors);
-            result.insert(loop_var.clone(), item.clone());
+            result.insert(loop_var.clone(), item);
             result.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
             if let Some(iv) = &index_var {
                 result.insert("ansible_index_var".into(), Value::String(iv.clone()));
@@ -571,6 +629,143 @@ impl Runner {
         lines
     }
 
+    /// A plain module's loop items in one `Module::run_many` call, when the module batches
+    /// them: each item's `when` and arguments first (a skipped item keeps its place), then
+    /// every item that runs in one call, then each item's `changed_when`/`failed_when`, as
+    /// one by one. Returns the runs of the first items in order: all of them, or those up to
+    /// the item at which the host went away (the caller runs the rest one by one, as the
+    /// loop would have gone on). Empty when the loop is not batched: `until`, a module
+    /// without a batch form, items the module does not batch, or items that would run
+    /// differently (delegate, become, environment, check or diff mode differing per item).
+    fn run_items_batched(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &mut HostRun,
+        scopes: &[Scope],
+        ignore_errors: bool,
+    ) -> Vec<ItemRun> {
+        /// What an item needs before the module runs.
+        enum Planned {
+            /// Decided without the module (`when` false, or its evaluation failed).
+            Done(ItemRun),
+            /// Its arguments failed to template.
+            Ran(Ran),
+            /// Runs in the batch.
+            Batch,
+        }
+        if !batch_loops()
+            || scopes.len() < 2
+            || t.keyword("until").is_some()
+            || !super::actions::runs_module(&t.action)
+        {
+            return Vec::new();
+        }
+        let Some(module) = modules::lookup(&t.action) else {
+            return Vec::new();
+        };
+        let mut plans = Vec::with_capacity(scopes.len());
+        let mut args = Vec::new();
+        let mut setting = None;
+        let mut first = None;
+        for (i, scope) in scopes.iter().enumerate() {
+            match self.conditions_hold(&t.when, scope) {
+                Ok((true, _)) => {}
+                Ok((false, cond)) => {
+                    plans.push(Planned::Done((Status::Skipped, skipped(cond), false, None)));
+                    continue;
+                }
+                Err(msg) => {
+                    let failed = (Status::Failed, Ran::failed(msg).result, ignore_errors, None);
+                    plans.push(Planned::Done(failed));
+                    continue;
+                }
+            }
+            match self.task_args(ctx, t, scope) {
+                Ok(a) => {
+                    let this = self.module_setting(ctx, t, st, scope);
+                    match &setting {
+                        None => setting = Some(this),
+                        Some(s) if *s == this => {}
+                        Some(_) => return Vec::new(),
+                    }
+                    first.get_or_insert(i);
+                    plans.push(Planned::Batch);
+                    args.push(a);
+                }
+                Err(ran) => plans.push(Planned::Ran(ran)),
+            }
+        }
+        let (Some(setting), Some(first)) = (setting, first) else {
+            return Vec::new();
+        };
+        let mode = setting.mode;
+        if args.len() < 2 || (mode.check && !module.supports_check()) {
+            return Vec::new();
+        }
+        let host_gone = |r: &Option<Vec<Result<modules::Outcome, modules::ModuleError>>>| {
+            matches!(
+                r.as_ref().and_then(|r| r.last()),
+                Some(Err(modules::ModuleError::Host(
+                    modules::HostError::Unreachable(_)
+                )))
+            )
+        };
+        let ran = self.on_task_host(
+            st,
+            &scopes[first],
+            t,
+            mode,
+            |mctx| module.run_many(mctx, &args),
+            host_gone,
+        );
+        let mut results = match ran {
+            Ok(Some(results)) => results
+                .into_iter()
+                .take(args.len())
+                .map(super::actions::module_ran)
+                .collect::<Vec<_>>()
+                .into_iter(),
+            Ok(None) => return Vec::new(),
+            // No connection: the first item is unreachable, as it would be on its own.
+            Err(ran) => vec![ran].into_iter(),
+        };
+        let mut runs = Vec::with_capacity(plans.len());
+        for (plan, scope) in plans.into_iter().zip(scopes) {
+            let ran = match plan {
+                Planned::Done(run) => {
+                    runs.push(run);
+                    continue;
+                }
+                Planned::Ran(ran) => ran,
+                Planned::Batch => match results.next() {
+                    Some(ran) => ran,
+                    None => break,
+                },
+            };
+            runs.push(self.settle_item(ctx, t, st, scope, ran, ignore_errors, false));
+        }
+        runs
+    }
+
+    /// Everything that decides how a module runs for one item besides its arguments.
+    fn module_setting(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &HostRun,
+        scope: &Scope,
+    ) -> ModuleSetting {
+        ModuleSetting {
+            mode: self.run_mode(ctx, t, scope),
+            env: self.task_environment(t, scope),
+            become_: self.task_become(t, scope),
+            delegate: self
+                .keyword_str(t.keyword("delegate_to"), scope)
+                .filter(|d| d != &st.name),
+        }
+    }
+
     /// Count a task result in the host's recap and mark the host failed.
     fn count(&self, st: &mut HostRun, result: &Map<String, Value>, ignore_errors: bool) {
         match status_of(result) {
@@ -596,9 +791,7 @@ impl Runner {
         if let Some(name) = t.keyword("register").and_then(Value::as_str) {
             let mut r = result.clone();
             r.remove("_ansible_facts_set");
-            st.layers
-                .set_facts
-                .insert(name.to_string(), Value::Object(r));
+            Arc::make_mut(&mut st.layers.set_facts).insert(name.to_string(), Value::Object(r));
         }
     }
 
@@ -641,31 +834,20 @@ impl Runner {
         ctx: &PlayCtx<'_>,
         t: &crate::playbook::Task,
         st: &mut HostRun,
-        vars: Map<String, Value>,
+        scope: &Scope,
         ignore_errors: bool,
-    ) -> (Status, Map<String, Value>, bool, Option<String>) {
+    ) -> ItemRun {
         let in_loop = t
             .keywords
             .keys()
             .any(|k| k == "loop" || k.starts_with("with_"));
-        let scope = self.scope(vars.clone());
-        match self.conditions_hold(&t.when, &scope) {
+        match self.conditions_hold(&t.when, scope) {
             Ok((true, _)) => {}
             Ok((false, cond)) => {
-                let mut r = Map::new();
-                r.insert("changed".into(), Value::Bool(false));
-                if let Some(c) = cond {
-                    r.insert("false_condition".into(), Value::String(c));
-                }
-                r.insert(
-                    "skip_reason".into(),
-                    Value::String("Conditional result was False".into()),
-                );
-                r.insert("skipped".into(), Value::Bool(true));
                 if !in_loop {
                     st.stats.skipped += 1;
                 }
-                return (Status::Skipped, r, false, None);
+                return (Status::Skipped, skipped(cond), false, None);
             }
             Err(msg) => {
                 let r = Ran::failed(msg).result;
@@ -695,38 +877,38 @@ impl Runner {
                     .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             })
             .unwrap_or(5.0);
-        let register = t
-            .keyword("register")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let register = t.keyword("register").and_then(Value::as_str);
         let mut attempt = 0u64;
-        let (result, unreachable) = loop {
+        let ran = loop {
             attempt += 1;
-            let ran = self.execute(ctx, t, st, &vars);
+            let ran = self.execute(ctx, t, st, scope);
+            let Some(cond) = &until else {
+                break ran;
+            };
             let mut result = ran.result;
             if ran.unreachable {
-                break (result, true);
+                break Ran {
+                    result,
+                    unreachable: true,
+                };
             }
-            self.apply_overrides(t, &mut result, &vars, register.as_deref());
-            let Some(cond) = &until else {
-                break (result, false);
-            };
-            let mut v = vars.clone();
-            if let Some(r) = &register {
-                v.insert(r.clone(), Value::Object(result.clone()));
+            self.apply_overrides(t, &mut result, scope, register);
+            let mut v = Map::new();
+            if let Some(r) = register {
+                v.insert(r.to_string(), Value::Object(result.clone()));
             }
             let done = self
-                .conditions_hold(std::slice::from_ref(cond), &self.scope(v))
+                .conditions_hold(std::slice::from_ref(cond), &scope.with(v))
                 .map(|(ok, _)| ok)
                 .unwrap_or(false);
             result.insert("attempts".into(), Value::from(attempt));
             if done {
                 result.remove("failed");
-                break (result, false);
+                break Ran::ok(result);
             }
             if attempt > retries {
                 result.insert("failed".into(), Value::Bool(true));
-                break (result, false);
+                break Ran::ok(result);
             }
             self.report.note(&format!(
                 "FAILED - RETRYING: [{}]: {} ({} retries left).",
@@ -736,25 +918,18 @@ impl Runner {
             ));
             std::thread::sleep(std::time::Duration::from_secs_f64(delay.max(0.0)));
         };
-
-        // set_fact / include_vars / setup results carry facts for this host.
-        if let Some(Value::Object(facts)) = result.get("ansible_facts").cloned() {
-            match t.action.as_str() {
-                "setup" | "gather_facts" => st.layers.set_facts_from_setup(&facts),
-                "include_vars" => st.layers.include_vars.extend(facts),
-                _ => st.layers.set_facts.extend(facts),
-            }
-        }
-        let diff_text = self.diff_text(ctx, t, &scope, &result);
+        // With `until`, the overrides were applied to each attempt.
+        let overridden = until.is_some();
         if in_loop {
-            let status = status_of(&result);
-            return (
-                status,
-                result,
-                ignore_errors && status == Status::Failed,
-                diff_text,
-            );
+            return self.settle_item(ctx, t, st, scope, ran, ignore_errors, overridden);
         }
+        let unreachable = ran.unreachable;
+        let mut result = ran.result;
+        if !unreachable && !overridden {
+            self.apply_overrides(t, &mut result, scope, register);
+        }
+        self.keep_facts(t, st, &result);
+        let diff_text = self.diff_text(ctx, t, scope, &result);
         let changed = truthy(result.get("changed")) && !truthy(result.get("failed"));
         let (s, r, ig) = self.finish(st, t, result, ignore_errors, unreachable);
         if changed && !unreachable {
@@ -763,12 +938,56 @@ impl Runner {
         (s, r, ig, diff_text)
     }
 
+    /// A loop item's result once its module (or action) ran: `changed_when`/`failed_when`
+    /// (unless `overridden` already, and not for an unreachable host), facts it set, its
+    /// diff, its status.
+    #[allow(clippy::too_many_arguments)]
+    fn settle_item(
+        &self,
+        ctx: &PlayCtx<'_>,
+        t: &crate::playbook::Task,
+        st: &mut HostRun,
+        scope: &Scope,
+        ran: Ran,
+        ignore_errors: bool,
+        overridden: bool,
+    ) -> ItemRun {
+        let mut result = ran.result;
+        if !ran.unreachable && !overridden {
+            let register = t.keyword("register").and_then(Value::as_str);
+            self.apply_overrides(t, &mut result, scope, register);
+        }
+        self.keep_facts(t, st, &result);
+        let diff_text = self.diff_text(ctx, t, scope, &result);
+        let status = status_of(&result);
+        (
+            status,
+            result,
+            ignore_errors && status == Status::Failed,
+            diff_text,
+        )
+    }
+
+    /// set_fact / include_vars / setup results carry facts for this host.
+    fn keep_facts(&self, t: &crate::playbook::Task, st: &mut HostRun, result: &Map<String, Value>) {
+        let Some(Value::Object(facts)) = result.get("ansible_facts") else {
+            return;
+        };
+        match t.action.as_str() {
+            "setup" | "gather_facts" => st.layers.set_facts_from_setup(facts),
+            "include_vars" => Arc::make_mut(&mut st.layers.include_vars)
+                .extend(facts.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            _ => Arc::make_mut(&mut st.layers.set_facts)
+                .extend(facts.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        }
+    }
+
     /// `changed_when` / `failed_when`, evaluated with the result bound to the `register` name.
     fn apply_overrides(
         &self,
         t: &crate::playbook::Task,
         result: &mut Map<String, Value>,
-        vars: &Map<String, Value>,
+        scope: &Scope,
         register: Option<&str>,
     ) {
         let changed_when = t.keyword("changed_when");
@@ -776,11 +995,11 @@ impl Runner {
         if changed_when.is_none() && failed_when.is_none() {
             return;
         }
-        let mut v = vars.clone();
+        let mut v = Map::new();
         if let Some(r) = register {
             v.insert(r.to_string(), Value::Object(result.clone()));
         }
-        let scope = self.scope(v);
+        let scope = scope.with(v);
         let as_list = |x: &Value| match x {
             Value::Array(a) => a.clone(),
             other => vec![other.clone()],
@@ -885,19 +1104,18 @@ impl Runner {
         st: &HostRun,
         params: &Map<String, Value>,
     ) -> Result<Vec<(Option<Value>, Scope)>, String> {
-        let base = self.host_scope_vars(ctx, st, Some(t), params);
-        let scope = self.scope(base.clone());
-        let items: Vec<Option<Value>> = match self.loop_items(t, &scope)? {
+        let base = self.scope(self.host_scope_vars(ctx, st, Some(t), params));
+        let items: Vec<Option<Value>> = match self.loop_items(t, &base)? {
             Some(items) => items.into_iter().map(Some).collect(),
             None => vec![None],
         };
         let mut out = Vec::new();
         for item in items {
-            let mut vars = base.clone();
+            let mut vars = Map::new();
             if let Some(it) = &item {
                 vars.insert(loop_var(t), it.clone());
             }
-            let scope = self.scope(vars);
+            let scope = base.with(vars);
             if self.conditions_hold(&t.when, &scope)?.0 {
                 out.push((item, scope));
             }

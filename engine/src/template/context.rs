@@ -21,7 +21,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 use serde_json::Value as Json;
 
-use super::{HostVars, Inner, Map, TemplateError};
+use super::{HostVars, Inner, Map, TemplateError, Vars};
 
 /// Deeper lazy resolution than this is certainly a runaway chain.
 const MAX_RESOLVE_DEPTH: usize = 64;
@@ -292,45 +292,33 @@ impl Shared {
 /// Everything needed to resolve variables for one host during one top-level call.
 pub(crate) struct EvalState {
     pub templar: Arc<Inner>,
-    pub vars: Arc<Map>,
+    pub vars: Vars,
     pub hostvars: Option<Arc<dyn HostVars>>,
-    /// Variables layered over `vars` (the template module's `template_path` & co).
-    pub overlay: Option<Arc<Map>>,
     pub shared: Arc<Shared>,
 }
 
 impl fmt::Debug for EvalState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EvalState({} vars)", self.vars.len())
+        write!(f, "EvalState({:?})", self.vars)
     }
 }
 
 impl EvalState {
     /// The state for another host's variables in the same call.
-    fn for_host(self: &Arc<Self>, vars: Arc<Map>) -> Arc<EvalState> {
+    fn for_host(self: &Arc<Self>, vars: Vars) -> Arc<EvalState> {
         Arc::new(EvalState {
             templar: self.templar.clone(),
             vars,
             hostvars: self.hostvars.clone(),
-            overlay: None,
             shared: self.shared.clone(),
         })
     }
 
-    /// A variable's raw value, overlay first.
+    /// A variable's value as templates see it (resolved lazily).
     pub(crate) fn raw_var(self: &Arc<Self>, name: &str) -> Option<Value> {
-        if let Some(overlay) = &self.overlay {
-            if let Some(raw) = overlay.get(name) {
-                return Some(self.resolve(
-                    &Origin::Vars(overlay.clone()),
-                    vec![Seg::Key(name.into())],
-                    raw,
-                ));
-            }
-        }
-        let raw = self.vars.get(name)?;
+        let (layer, raw) = self.vars.find(name)?;
         Some(self.resolve(
-            &Origin::Vars(self.vars.clone()),
+            &Origin::Vars(layer.clone()),
             vec![Seg::Key(name.into())],
             raw,
         ))
@@ -768,7 +756,7 @@ impl Object for RootContext {
             }
             "vars" => {
                 return Some(Value::from_object(Node {
-                    origin: Origin::Vars(self.state.vars.clone()),
+                    origin: Origin::Vars(self.state.vars.flat()),
                     path: Vec::new(),
                     state: Some(self.state.clone()),
                 }))
@@ -787,6 +775,7 @@ impl Object for RootContext {
         Enumerator::Values(
             self.state
                 .vars
+                .flat()
                 .keys()
                 .map(|k| Value::from(k.as_str()))
                 .collect(),
@@ -806,9 +795,10 @@ impl Object for HostVarsObject {
         let host = key.as_str()?;
         match hostvars.vars_of(host) {
             Some(vars) => {
-                let state = self.state.for_host(vars.clone());
+                let flat = vars.flat();
+                let state = self.state.for_host(vars);
                 Some(Value::from_object(Node {
-                    origin: Origin::Vars(vars),
+                    origin: Origin::Vars(flat),
                     path: Vec::new(),
                     state: Some(state),
                 }))

@@ -81,9 +81,9 @@ fn golden_expressions() {
     let templar = Templar::new();
     let mut scope = scope();
     // The expressions were evaluated from a playbook in a scratch directory.
-    let mut vars = (*scope.vars).clone();
+    let mut vars = (*scope.vars.flat()).clone();
     vars.remove("playbook_dir");
-    scope.vars = std::sync::Arc::new(vars);
+    scope.vars = vars.into();
     let mut failures = Vec::new();
     for case in &cases {
         let expr = case["expr"].as_str().unwrap_or_default();

@@ -168,7 +168,7 @@ fn run_plugin(
                 })?;
                 let source = std::fs::read_to_string(&path)
                     .map_err(|e| fail(format!("could not read {}: {e}", path.display())))?;
-                let mut overlay = super::template_vars(&path, &es.vars);
+                let mut overlay = super::template_vars(&path, |k| es.vars.get(k));
                 if let Some(Json::Object(extra)) = options.get("template_vars") {
                     for (k, v) in extra {
                         overlay.insert(k.clone(), v.clone());
@@ -176,9 +176,8 @@ fn run_plugin(
                 }
                 let sub = Arc::new(EvalState {
                     templar: es.templar.clone(),
-                    vars: es.vars.clone(),
+                    vars: es.vars.with(overlay),
                     hostvars: es.hostvars.clone(),
-                    overlay: Some(Arc::new(overlay)),
                     shared: es.shared.clone(),
                 });
                 let rendered = es
@@ -318,13 +317,12 @@ fn run_plugin(
 
 /// Directories searched for relative paths, most specific first.
 fn search_dirs(es: &EvalState, subdir: &str) -> Vec<PathBuf> {
-    let vars = &es.vars;
     let mut bases: Vec<PathBuf> = Vec::new();
-    if let Some(Json::Array(items)) = vars.get("ansible_search_path") {
+    if let Some(Json::Array(items)) = es.vars.get("ansible_search_path") {
         bases.extend(items.iter().filter_map(Json::as_str).map(PathBuf::from));
     }
     for key in ["role_path", "playbook_dir"] {
-        if let Some(p) = vars.get(key).and_then(Json::as_str) {
+        if let Some(p) = es.vars.get(key).and_then(Json::as_str) {
             let p = PathBuf::from(p);
             if !bases.contains(&p) {
                 bases.push(p);

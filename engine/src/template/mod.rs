@@ -23,7 +23,7 @@ mod unit_tests;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Value;
@@ -39,22 +39,123 @@ pub type Map = serde_json::Map<String, serde_json::Value>;
 /// Another host's variables, given lazily (hostvars[h] for 50 hosts must not be copied per task).
 pub trait HostVars: Send + Sync {
     fn host_names(&self) -> Vec<String>;
-    /// That host's merged raw vars.
-    fn vars_of(&self, host: &str) -> Option<Arc<Map>>;
+    /// That host's raw vars.
+    fn vars_of(&self, host: &str) -> Option<Vars>;
+}
+
+/// Raw variables in layers, lowest precedence first: a name is found in the highest layer
+/// that has it. Layers are shared (`Arc`), so a host's variables for a task cost a list of
+/// pointers rather than a copy of every value, and a loop item or a registered result is a
+/// small layer on top. Cloning is one reference count.
+#[derive(Clone, Default)]
+pub struct Vars(Arc<Layered>);
+
+#[derive(Default)]
+struct Layered {
+    layers: Vec<Arc<Map>>,
+    /// Every variable in one map, made the first time something needs them all (`vars`,
+    /// `hostvars[h]` as a whole).
+    flat: OnceLock<Arc<Map>>,
+}
+
+impl Vars {
+    /// `layers`, lowest precedence first (empty ones are left out).
+    pub fn new(layers: Vec<Arc<Map>>) -> Self {
+        Vars(Arc::new(Layered {
+            layers: layers.into_iter().filter(|l| !l.is_empty()).collect(),
+            flat: OnceLock::new(),
+        }))
+    }
+
+    /// These variables with `extra` over them.
+    pub fn with(&self, extra: Map) -> Vars {
+        if extra.is_empty() {
+            return self.clone();
+        }
+        let mut layers = self.0.layers.clone();
+        layers.push(Arc::new(extra));
+        Vars(Arc::new(Layered {
+            layers,
+            flat: OnceLock::new(),
+        }))
+    }
+
+    /// A variable's raw value.
+    pub fn get(&self, name: &str) -> Option<&Json> {
+        self.find(name).map(|(_, v)| v)
+    }
+
+    /// A variable's raw value and the layer holding it.
+    pub(crate) fn find(&self, name: &str) -> Option<(&Arc<Map>, &Json)> {
+        self.0
+            .layers
+            .iter()
+            .rev()
+            .find_map(|l| l.get(name).map(|v| (l, v)))
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// Every variable in one map (higher layers winning, each name where it first appeared),
+    /// made once per `Vars`.
+    pub fn flat(&self) -> Arc<Map> {
+        self.0
+            .flat
+            .get_or_init(|| match self.0.layers.as_slice() {
+                [one] => one.clone(),
+                layers => {
+                    let mut out = Map::with_capacity(layers.iter().map(|l| l.len()).sum());
+                    for layer in layers {
+                        for (k, v) in layer.iter() {
+                            out.insert(k.clone(), v.clone());
+                        }
+                    }
+                    Arc::new(out)
+                }
+            })
+            .clone()
+    }
+}
+
+impl From<Map> for Vars {
+    fn from(map: Map) -> Self {
+        Vars::new(vec![Arc::new(map)])
+    }
+}
+
+impl std::fmt::Debug for Vars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vars({} layers)", self.0.layers.len())
+    }
 }
 
 /// The variables one template evaluation sees.
 #[derive(Clone)]
 pub struct Scope {
-    pub vars: Arc<Map>,
+    pub vars: Vars,
     pub hostvars: Option<Arc<dyn HostVars>>,
 }
 
 impl Scope {
-    pub fn new(vars: Map) -> Self {
+    pub fn new(vars: impl Into<Vars>) -> Self {
         Scope {
-            vars: Arc::new(vars),
+            vars: vars.into(),
             hostvars: None,
+        }
+    }
+
+    /// A variable's raw value.
+    pub fn get(&self, name: &str) -> Option<&Json> {
+        self.vars.get(name)
+    }
+
+    /// This scope with `extra` over its variables (a loop item, a registered result).
+    pub fn with(&self, extra: Map) -> Scope {
+        Scope {
+            vars: self.vars.with(extra),
+            hostvars: self.hostvars.clone(),
         }
     }
 }
@@ -232,18 +333,22 @@ impl Templar {
         path: &Path,
         scope: &Scope,
     ) -> Result<String, TemplateError> {
-        let state = self.state_for(scope, Some(template_vars(path, &scope.vars)));
+        let extra = template_vars(path, |k| scope.get(k));
+        let state = self.state_for(scope, Some(extra));
         let result = self.inner.render_file_in(source, path, &state);
         state.shared.clear();
         result
     }
 
-    fn state_for(&self, scope: &Scope, overlay: Option<Map>) -> Arc<EvalState> {
+    /// `extra`: variables over the scope's own (the template module's).
+    fn state_for(&self, scope: &Scope, extra: Option<Map>) -> Arc<EvalState> {
         Arc::new(EvalState {
             templar: self.inner.clone(),
-            vars: scope.vars.clone(),
+            vars: match extra {
+                Some(extra) => scope.vars.with(extra),
+                None => scope.vars.clone(),
+            },
             hostvars: scope.hostvars.clone(),
-            overlay: overlay.map(Arc::new),
             shared: Arc::new(Shared::default()),
         })
     }
@@ -328,7 +433,7 @@ impl Inner {
             Some(o) => o.apply(&self.env)?,
             None => self.env.clone(),
         };
-        let search = search_path(path, &state.vars);
+        let search = search_path(path, |k| state.vars.get(k));
         env.set_loader(move |name| {
             for dir in &search {
                 let candidate = dir.join(name);
@@ -799,15 +904,15 @@ impl Overrides {
 
 /// Where `{% include %}` & co look, as Ansible's template action builds it: the role and
 /// play search path, then the template's own directory, each with `templates/` first.
-fn search_path(template: &Path, vars: &Map) -> Vec<PathBuf> {
+fn search_path<'a>(template: &Path, var: impl Fn(&str) -> Option<&'a Json>) -> Vec<PathBuf> {
     let mut bases: Vec<PathBuf> = Vec::new();
-    match vars.get("ansible_search_path") {
+    match var("ansible_search_path") {
         Some(Json::Array(items)) => {
             bases.extend(items.iter().filter_map(Json::as_str).map(PathBuf::from));
         }
         _ => {
             for key in ["role_path", "playbook_dir"] {
-                if let Some(p) = vars.get(key).and_then(Json::as_str) {
+                if let Some(p) = var(key).and_then(Json::as_str) {
                     bases.push(PathBuf::from(p));
                 }
             }
@@ -825,7 +930,7 @@ fn search_path(template: &Path, vars: &Map) -> Vec<PathBuf> {
 }
 
 /// The variables the template module adds (`template_path`, `ansible_managed`, ...).
-fn template_vars(path: &Path, vars: &Map) -> Map {
+fn template_vars<'a>(path: &Path, var: impl Fn(&str) -> Option<&'a Json>) -> Map {
     let mut out = Map::new();
     let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     out.insert(
@@ -842,7 +947,7 @@ fn template_vars(path: &Path, vars: &Map) -> Map {
     if let Some(owner) = file_owner(path) {
         out.insert("template_uid".into(), Json::from(owner));
     }
-    if !vars.contains_key("ansible_managed") {
+    if var("ansible_managed").is_none() {
         out.insert("ansible_managed".into(), Json::from("Ansible managed"));
     }
     out

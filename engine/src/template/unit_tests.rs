@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 
-use super::{HostVars, Map, Scope, Templar, TemplateError};
+use super::{HostVars, Map, Scope, Templar, TemplateError, Vars};
 
 fn scope(vars: Json) -> Scope {
     match vars {
@@ -185,7 +185,7 @@ impl HostVars for TwoHosts {
     fn host_names(&self) -> Vec<String> {
         vec!["web1".into(), "db1".into()]
     }
-    fn vars_of(&self, host: &str) -> Option<Arc<Map>> {
+    fn vars_of(&self, host: &str) -> Option<Vars> {
         let v = match host {
             "web1" => {
                 json!({"inventory_hostname": "web1", "port": "{{ base_port + 1 }}", "base_port": 8000})
@@ -194,7 +194,7 @@ impl HostVars for TwoHosts {
             _ => return None,
         };
         match v {
-            Json::Object(m) => Some(Arc::new(m)),
+            Json::Object(m) => Some(Vars::from(m)),
             _ => None,
         }
     }
@@ -385,7 +385,7 @@ fn lookups_search_role_and_playbook_dirs() {
         "{{ app_name }} at {{ template_path | basename }}\n",
     )
     .expect("write");
-    let mut vars = vars().vars.as_ref().clone();
+    let mut vars = (*vars().vars.flat()).clone();
     vars.insert("role_path".into(), json!(role.display().to_string()));
     vars.insert(
         "playbook_dir".into(),
@@ -437,12 +437,12 @@ impl HostVars for CountingHosts {
     fn host_names(&self) -> Vec<String> {
         (0..50).map(|i| format!("h{i}")).collect()
     }
-    fn vars_of(&self, host: &str) -> Option<Arc<Map>> {
+    fn vars_of(&self, host: &str) -> Option<Vars> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut m = Map::new();
         m.insert("inventory_hostname".into(), json!(host));
         m.insert("ip".into(), json!(format!("10.0.0.{}", &host[1..])));
-        Some(Arc::new(m))
+        Some(Vars::from(m))
     }
 }
 
