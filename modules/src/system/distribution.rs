@@ -6,7 +6,8 @@
 //! `lsb_release -a`; Debian's last-resort codename from `dpkg --status tzdata` and SUSE's
 //! `/etc/products.d/baseproduct` symlink are not consulted; only Linux is handled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use regex::Regex;
 
@@ -162,12 +163,21 @@ pub fn os_family(distribution: &str) -> String {
         .to_string()
 }
 
-fn re(pattern: &str) -> Option<Regex> {
-    Regex::new(pattern).ok()
+/// The compiled form of one of this file's patterns. Compiled once per run, not per host:
+/// fact gathering on many hosts at once would otherwise build the same automata over and
+/// over on every worker thread, a few hundred KiB each.
+fn re(pattern: &'static str) -> Option<Regex> {
+    static COMPILED: LazyLock<Mutex<HashMap<&'static str, Option<Regex>>>> =
+        LazyLock::new(Mutex::default);
+    let mut compiled = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+    compiled
+        .entry(pattern)
+        .or_insert_with(|| Regex::new(pattern).ok())
+        .clone()
 }
 
 /// First capture group of `pattern` in `text`.
-fn capture(pattern: &str, text: &str) -> Option<String> {
+fn capture(pattern: &'static str, text: &str) -> Option<String> {
     re(pattern)?
         .captures(text)?
         .get(1)

@@ -3,6 +3,7 @@
 //! collectors compute them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use super::setup::{s, Gathered};
 use crate::{Map, Value};
@@ -322,14 +323,16 @@ impl Virt {
 /// Ansible's Linux virtualization facts (the checks that need no extra commands).
 pub(super) fn virtual_facts(g: &Gathered) -> Map {
     let mut v = Virt::default();
-    let docker_re = regex::Regex::new(r"/docker(/|-[0-9a-f]+\.scope)").ok();
+    static DOCKER: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"/docker(/|-[0-9a-f]+\.scope)").ok());
+    let docker_re = DOCKER.as_ref();
     for line in g
         .files
         .get("/proc/1/cgroup")
         .map_or("", String::as_str)
         .lines()
     {
-        if docker_re.as_ref().is_some_and(|r| r.is_match(line)) {
+        if docker_re.is_some_and(|r| r.is_match(line)) {
             v.guest("docker");
         }
         if line.contains("/lxc/") || line.contains("/machine.slice/machine-lxc") {

@@ -43,6 +43,7 @@
 //! order of `interfaces`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use serde::Deserialize;
 
@@ -339,9 +340,9 @@ fn platform_facts(g: &Gathered, facts: &mut Map) {
         b => b.to_string(),
     };
     facts.insert("userspace_bits".into(), s(bits.clone()));
-    let i86 = regex::Regex::new(r"i([3456]86|86pc)")
-        .map(|r| r.is_match(&machine))
-        .unwrap_or(false);
+    static I86: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"i([3456]86|86pc)").ok());
+    let i86 = I86.as_ref().is_some_and(|r| r.is_match(&machine));
     let architecture = if i86 {
         "i386".to_string()
     } else {
