@@ -77,6 +77,9 @@ pub struct Layers {
     pub extra: Arc<Map<String, Value>>,
 }
 
+/// Where `Layers::vars` puts the facts layer.
+const FACTS_AT: usize = 3;
+
 impl Layers {
     /// Every layer with the task's own scope (its role, block/task vars, include params) and
     /// the magic variables (`magic`, in order), in precedence order. Nothing is copied but
@@ -110,20 +113,23 @@ impl Layers {
             self.extra.clone(),
         ];
         layers.extend(magic.iter().cloned());
-        Vars::new(layers)
+        Vars::with_facts_layer(layers, FACTS_AT)
     }
 
-    /// Facts as Ansible injects them: `ansible_facts.x` and, for each, a top-level `ansible_x`.
-    pub fn set_facts_from_setup(&mut self, facts: &Map<String, Value>) {
+    /// Gathered facts, kept once under `ansible_facts` (names without the `ansible_` prefix);
+    /// the top-level `ansible_x` of each is answered from there (`Vars::with_facts_layer`).
+    pub fn set_facts_from_setup(&mut self, facts: Map<String, Value>) {
         let layer = Arc::make_mut(&mut self.facts);
         let mut all = match layer.remove("ansible_facts") {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
+            Some(Value::Object(m)) if !m.is_empty() => m,
+            _ => Map::with_capacity(facts.len()),
         };
         for (k, v) in facts {
-            let short = k.strip_prefix("ansible_").unwrap_or(k);
-            all.insert(short.to_string(), v.clone());
-            layer.insert(format!("ansible_{short}"), v.clone());
+            let short = match k.strip_prefix("ansible_") {
+                Some(short) => short.to_string(),
+                None => k,
+            };
+            all.insert(short, v);
         }
         layer.insert("ansible_facts".into(), Value::Object(all));
     }
@@ -190,14 +196,31 @@ mod tests {
     #[test]
     fn facts_are_injected_with_and_without_prefix() {
         let mut layers = Layers::default();
-        layers.set_facts_from_setup(&map(json!({"distribution": "Debian"})));
+        layers.set_facts_from_setup((*map(json!({"distribution": "Debian"}))).clone());
+        layers.play = map(json!({"ansible_os_family": "from play vars"}));
+        let merged = layers.vars(None, &Map::new(), &Map::new(), &[]);
+        assert_eq!(merged.get("ansible_distribution"), Some(&json!("Debian")));
         assert_eq!(
-            layers.facts.get("ansible_distribution"),
-            Some(&json!("Debian"))
+            merged.get("ansible_facts"),
+            Some(&json!({"distribution": "Debian"}))
         );
         assert_eq!(
-            layers.facts.get("ansible_facts"),
-            Some(&json!({"distribution": "Debian"}))
+            merged.get("ansible_os_family"),
+            Some(&json!("from play vars"))
+        );
+        assert_eq!(merged.get("ansible_missing"), None);
+        assert_eq!(
+            Value::Object((*merged.flat()).clone()),
+            json!({
+                "ansible_distribution": "Debian",
+                "ansible_facts": {"distribution": "Debian"},
+                "ansible_os_family": "from play vars",
+            })
+        );
+        assert_eq!(
+            layers.facts.get("ansible_distribution"),
+            None,
+            "each fact is held once"
         );
     }
 }

@@ -108,6 +108,12 @@ impl Reporter {
         self.verbosity
     }
 
+    /// Whether an ok or changed task's result is printed (`-v`, JSON events); when it is not,
+    /// nothing reads a result that is neither registered nor failed once its task is counted.
+    pub fn prints_results(&self) -> bool {
+        self.format == Format::Json || self.verbosity > 0
+    }
+
     fn write(&self, text: &str) {
         if let Ok(mut out) = self.out.lock() {
             // Output errors (a closed pipe) must not abort a run that is changing hosts.

@@ -316,12 +316,12 @@ impl EvalState {
 
     /// A variable's value as templates see it (resolved lazily).
     pub(crate) fn raw_var(self: &Arc<Self>, name: &str) -> Option<Value> {
-        let (layer, raw) = self.vars.find(name)?;
-        Some(self.resolve(
-            &Origin::Vars(layer.clone()),
-            vec![Seg::Key(name.into())],
-            raw,
-        ))
+        let (layer, fact, raw) = self.vars.find(name)?;
+        let path = match fact {
+            Some(fact) => vec![Seg::Key("ansible_facts".into()), Seg::Key(fact.into())],
+            None => vec![Seg::Key(name.into())],
+        };
+        Some(self.resolve(&Origin::Vars(layer.clone()), path, raw))
     }
 
     /// The value a template sees for raw data at `path`: lazily templated strings, containers as `Node`s.

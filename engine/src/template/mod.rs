@@ -53,16 +53,47 @@ pub struct Vars(Arc<Layered>);
 #[derive(Default)]
 struct Layered {
     layers: Vec<Arc<Map>>,
+    /// The layer of gathered facts, if any: besides its own names it answers `ansible_<x>`
+    /// for each fact `x` in its `ansible_facts`, the way Ansible injects facts as variables,
+    /// without holding each fact twice (facts are most of a host's variables).
+    facts_at: Option<usize>,
     /// Every variable in one map, made the first time something needs them all (`vars`,
     /// `hostvars[h]` as a whole).
     flat: OnceLock<Arc<Map>>,
 }
 
+/// Where a variable was found: the layer, the fact's name when the variable is a gathered
+/// fact's `ansible_<x>` (the value then lives at `ansible_facts.<x>` of that layer), and its
+/// raw value.
+pub(crate) type Found<'a, 'n> = (&'a Arc<Map>, Option<&'n str>, &'a Json);
+
 impl Vars {
     /// `layers`, lowest precedence first (empty ones are left out).
     pub fn new(layers: Vec<Arc<Map>>) -> Self {
+        Self::build(layers, None)
+    }
+
+    /// `layers` as `new` takes them, where `layers[facts_at]` is the gathered facts (see
+    /// `Layered::facts_at`).
+    pub fn with_facts_layer(layers: Vec<Arc<Map>>, facts_at: usize) -> Self {
+        Self::build(layers, Some(facts_at))
+    }
+
+    fn build(layers: Vec<Arc<Map>>, facts_at: Option<usize>) -> Self {
+        let mut kept = Vec::with_capacity(layers.len());
+        let mut facts_index = None;
+        for (i, layer) in layers.into_iter().enumerate() {
+            if layer.is_empty() {
+                continue;
+            }
+            if facts_at == Some(i) {
+                facts_index = Some(kept.len());
+            }
+            kept.push(layer);
+        }
         Vars(Arc::new(Layered {
-            layers: layers.into_iter().filter(|l| !l.is_empty()).collect(),
+            layers: kept,
+            facts_at: facts_index,
             flat: OnceLock::new(),
         }))
     }
@@ -76,22 +107,32 @@ impl Vars {
         layers.push(Arc::new(extra));
         Vars(Arc::new(Layered {
             layers,
+            facts_at: self.0.facts_at,
             flat: OnceLock::new(),
         }))
     }
 
     /// A variable's raw value.
     pub fn get(&self, name: &str) -> Option<&Json> {
-        self.find(name).map(|(_, v)| v)
+        self.find(name).map(|(_, _, v)| v)
     }
 
-    /// A variable's raw value and the layer holding it.
-    pub(crate) fn find(&self, name: &str) -> Option<(&Arc<Map>, &Json)> {
+    /// A variable's raw value and where it is.
+    pub(crate) fn find<'a, 'n>(&'a self, name: &'n str) -> Option<Found<'a, 'n>> {
         self.0
             .layers
             .iter()
+            .enumerate()
             .rev()
-            .find_map(|l| l.get(name).map(|v| (l, v)))
+            .find_map(|(i, layer)| match layer.get(name) {
+                Some(v) => Some((layer, None, v)),
+                None if self.0.facts_at == Some(i) => {
+                    let fact = name.strip_prefix("ansible_")?;
+                    let v = layer.get("ansible_facts")?.get(fact)?;
+                    Some((layer, Some(fact), v))
+                }
+                None => None,
+            })
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -104,10 +145,17 @@ impl Vars {
         self.0
             .flat
             .get_or_init(|| match self.0.layers.as_slice() {
-                [one] => one.clone(),
+                [one] if self.0.facts_at.is_none() => one.clone(),
                 layers => {
                     let mut out = Map::with_capacity(layers.iter().map(|l| l.len()).sum());
-                    for layer in layers {
+                    for (i, layer) in layers.iter().enumerate() {
+                        if self.0.facts_at == Some(i) {
+                            if let Some(Json::Object(facts)) = layer.get("ansible_facts") {
+                                for (k, v) in facts {
+                                    out.insert(format!("ansible_{k}"), v.clone());
+                                }
+                            }
+                        }
                         for (k, v) in layer.iter() {
                             out.insert(k.clone(), v.clone());
                         }
