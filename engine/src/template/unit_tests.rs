@@ -516,3 +516,60 @@ fn membership_in_mappings_and_chained_misses_behave_as_in_ansible() {
         Err("object of type 'dict' has no attribute 'nope'".to_string())
     );
 }
+
+#[test]
+fn gathered_facts_answer_their_prefixed_names_from_one_copy() {
+    let facts = json!({"ansible_facts": {
+        "distribution": "Debian",
+        "default_ipv4": {"address": "10.0.0.2", "interface": "eth0"},
+        "motd": "{{ base }}/motd",
+    }});
+    let own = json!({"base": "/etc", "ansible_distribution": "overridden by a higher layer"});
+    let layer = |v: Json| match v {
+        Json::Object(m) => Arc::new(m),
+        _ => Arc::default(),
+    };
+    let t = Templar::new();
+    let render = |vars: Vars, expr: &str| {
+        t.template_str(&format!("{{{{ {expr} }}}}"), &Scope::new(vars))
+            .unwrap_or_else(|e| panic!("{expr}: {e}"))
+    };
+    let low = || {
+        Vars::with_facts_layer(
+            vec![layer(json!({"base": "/etc"})), layer(facts.clone())],
+            1,
+        )
+    };
+    assert_eq!(render(low(), "ansible_distribution"), json!("Debian"));
+    assert_eq!(
+        render(low(), "ansible_default_ipv4.address"),
+        json!("10.0.0.2")
+    );
+    assert_eq!(
+        render(low(), "ansible_facts.default_ipv4.interface"),
+        json!("eth0")
+    );
+    assert_eq!(render(low(), "ansible_motd"), json!("/etc/motd"));
+    assert_eq!(
+        render(low(), "ansible_nothing | default('none')"),
+        json!("none")
+    );
+    assert_eq!(
+        render(
+            low(),
+            "'ansible_default_ipv4' in vars and 'ansible_facts' in vars"
+        ),
+        json!(true)
+    );
+    let high = Vars::with_facts_layer(vec![layer(facts.clone()), layer(own)], 0);
+    assert_eq!(
+        render(high, "ansible_distribution"),
+        json!("overridden by a higher layer")
+    );
+    // Without a facts layer, `ansible_<x>` is only what a layer defines.
+    let plain = Vars::new(vec![layer(facts)]);
+    assert_eq!(
+        render(plain, "ansible_distribution | default('unset')"),
+        json!("unset")
+    );
+}
