@@ -113,6 +113,7 @@ impl Layers {
             self.extra.clone(),
         ];
         layers.extend(magic.iter().cloned());
+        debug_assert!(Arc::ptr_eq(&layers[FACTS_AT], &self.facts));
         Vars::with_facts_layer(layers, FACTS_AT)
     }
 
@@ -121,7 +122,7 @@ impl Layers {
     pub fn set_facts_from_setup(&mut self, facts: Map<String, Value>) {
         let layer = Arc::make_mut(&mut self.facts);
         let mut all = match layer.remove("ansible_facts") {
-            Some(Value::Object(m)) if !m.is_empty() => m,
+            Some(Value::Object(m)) => m,
             _ => Map::with_capacity(facts.len()),
         };
         for (k, v) in facts {
