@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 
 use super::context::{self, as_missing, data_value, dict_value, is_undefined, list_of, to_json};
 use super::pyfmt::{float_repr, py_repr, py_str};
+use super::pyrandom::{PyRandom, Seed};
 use super::pyre::{self, Flags, PyRegex};
 use super::{pyjson, yaml_dump, Map};
 
@@ -118,7 +119,8 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("zip", zip);
     env.add_filter("zip_longest", zip_longest);
     env.add_filter("product", product);
-    env.add_filter("shuffle", list);
+    env.add_filter("shuffle", shuffle);
+    env.add_filter("random", random);
     env.add_filter("map", map);
     env.add_filter("select", |s: &State, v: Value, a: Rest<Value>| {
         select(s, v, a, None, true)
@@ -432,6 +434,79 @@ fn list(value: Value) -> Result<Value, Error> {
         return Ok(Value::from(values_of(&value)?));
     }
     Ok(Value::from(values_of(&value)?))
+}
+
+/// The generator a `seed` argument asks for: Python's `Random(seed)`, or one seeded from the
+/// system when there is none.
+fn generator(seed: Option<&Value>) -> Result<PyRandom, Error> {
+    let Some(seed) = seed.filter(|s| !s.is_none()) else {
+        return Ok(PyRandom::from_entropy());
+    };
+    check_defined(seed)?;
+    if seed.kind() == ValueKind::Bool {
+        return Ok(PyRandom::new(Seed::Int(i128::from(seed.is_true()))));
+    }
+    if let Some(n) = seed.as_i64().filter(|_| seed.is_integer()) {
+        return Ok(PyRandom::new(Seed::Int(i128::from(n))));
+    }
+    if let Ok(f) = f64::try_from(seed.clone()) {
+        // Python seeds a float by its hash, which is the integer itself for whole numbers.
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            return Ok(PyRandom::new(Seed::Int(f as i128)));
+        }
+        return Err(invalid(
+            "random: a seed must be an integer or a string here",
+        ));
+    }
+    Ok(PyRandom::new(Seed::Str(&text(seed)?)))
+}
+
+/// Ansible's `random`: an integer in `range(start, end, step)`, or an item of a list (a
+/// character of a string). With `seed`, Python's sequence: the same pick as Ansible.
+fn random(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let p = Params::new(&args, &kwargs, &["start", "step", "seed"])?;
+    check_defined(&value)?;
+    let mut rng = generator(p.get(2))?;
+    if value.is_integer() || value.kind() == ValueKind::Bool {
+        let end = if value.kind() == ValueKind::Bool {
+            i64::from(value.is_true())
+        } else {
+            as_int(&value)?
+        };
+        let start = p.int(0)?.unwrap_or(0);
+        let step = p.int(1)?.filter(|s| *s != 0).unwrap_or(1);
+        return rng
+            .randrange(start, end, step)
+            .map(Value::from)
+            .map_err(invalid);
+    }
+    if matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::String | ValueKind::Iterable
+    ) {
+        if p.get(0).is_some_and(Value::is_true) || p.get(1).is_some_and(Value::is_true) {
+            return Err(invalid(
+                "start and step can only be used with integer values",
+            ));
+        }
+        let items = values_of(&value)?;
+        if items.is_empty() {
+            return Err(invalid("Cannot choose from an empty sequence"));
+        }
+        let pick = rng.below(items.len() as u64) as usize;
+        return Ok(items[pick].clone());
+    }
+    Err(invalid("random can only be used on sequences and integers"))
+}
+
+/// Ansible's `shuffle`: the items in a random order; with a (truthy) `seed`, Python's
+/// `Random(seed).shuffle`, the order Ansible gives.
+fn shuffle(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let p = Params::new(&args, &kwargs, &["seed"])?;
+    let mut items = values_of(&value)?;
+    let seed = p.get(0).filter(|s| s.is_true());
+    generator(seed)?.shuffle(&mut items);
+    Ok(Value::from(items))
 }
 
 fn type_debug(value: Value) -> Result<Value, Error> {

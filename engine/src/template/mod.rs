@@ -6,12 +6,14 @@
 //! Python string/dict methods playbooks call live in their own files.
 
 mod context;
+mod datetime;
 mod filters;
 mod jinja_tests;
 mod lookups;
 mod methods;
 mod pyfmt;
 pub mod pyjson;
+mod pyrandom;
 mod pyre;
 mod yaml_dump;
 
@@ -263,6 +265,7 @@ impl Templar {
         filters::register(&mut env);
         jinja_tests::register(&mut env);
         lookups::register(&mut env);
+        datetime::register(&mut env);
         let globals = env.globals().map(|(name, _)| name.to_string()).collect();
         Templar {
             inner: Arc::new(Inner { env, globals }),

@@ -573,3 +573,73 @@ fn gathered_facts_answer_their_prefixed_names_from_one_copy() {
         json!("unset")
     );
 }
+
+#[test]
+fn seeded_random_and_shuffle_pick_what_ansible_picks() {
+    // Expected values from Python 3.11 random.Random(seed) and ansible-core 2.19 (same output).
+    assert_eq!(native("60 | random(seed='h1')"), json!(32));
+    assert_eq!(native("59 | random(seed='inventory-host-7')"), json!(43));
+    assert_eq!(native("100 | random(start=10, step=7, seed=0)"), json!(52));
+    assert_eq!(native("1000 | random(seed=true)"), json!(137));
+    assert_eq!(native("['a', 'b', 'c'] | random(seed='x')"), json!("c"));
+    assert_eq!(native("'hello' | random(seed=1)"), json!("e"));
+    assert_eq!(
+        native("range(1, 11) | list | shuffle(seed='web.example.com')"),
+        json!([5, 8, 4, 6, 2, 10, 7, 3, 9, 1])
+    );
+    // Unseeded: any value of the range, every item kept.
+    for _ in 0..20 {
+        let n = native("10 | random(start=5)");
+        assert!((5..10).contains(&n.as_i64().unwrap_or(-1)), "{n}");
+    }
+    let mut shuffled = native("[3, 1, 2] | shuffle");
+    if let Json::Array(items) = &mut shuffled {
+        items.sort_by_key(|v| v.as_i64());
+    }
+    assert_eq!(shuffled, json!([1, 2, 3]));
+    assert!(error("1.5 | random")
+        .message
+        .contains("random can only be used on sequences and integers"));
+    assert!(error("'abc' | random(start=1)")
+        .message
+        .contains("start and step can only be used with integer values"));
+    assert!(error("0 | random")
+        .message
+        .contains("empty range in randrange(0, 0)"));
+}
+
+#[test]
+fn controller_time_with_now_and_strftime() {
+    // Expected values from Python 3.11's time.strftime(fmt, time.gmtime(second)).
+    assert_eq!(
+        native("'%Y-%m-%d %H:%M:%S' | strftime(0, utc=true)"),
+        json!("1970-01-01 00:00:00")
+    );
+    assert_eq!(
+        native("'%a %d %b %Y %j %%f %f' | strftime(second=1700000000.9, utc=true)"),
+        json!("Tue 14 Nov 2023 318 %f %f")
+    );
+    assert_eq!(native("'%s' | strftime('86400', utc=true)"), json!("86400"));
+    let year = native("'%Y' | strftime").as_str().map(str::len);
+    assert_eq!(year, Some(4));
+    assert!(error("'%Y' | strftime('soon')")
+        .message
+        .contains("Invalid value for epoch value (soon)"));
+    assert!(error("'%Q' | strftime")
+        .message
+        .contains("invalid strftime format"));
+
+    let this_year = native("now().year");
+    assert!(this_year.as_i64().is_some_and(|y| y >= 2024), "{this_year}");
+    assert_eq!(native("now(fmt='%Y') | int == now().year"), json!(true));
+    assert_eq!(native("now(true, '%Y') | length"), json!(4));
+    assert_eq!(native("now(utc=true).strftime('%f') | length"), json!(6));
+    // str(datetime): "YYYY-MM-DD HH:MM:SS" with ".ffffff" when there are microseconds.
+    let text = render("now()");
+    assert!(text.len() == 19 || text.len() == 26, "{text}");
+    assert_eq!(&text[4..5], "-");
+    assert_eq!(render("now().isoformat()")[10..11].to_string(), "T");
+    assert!(error("now().nope()")
+        .message
+        .contains("has no attribute 'nope'"));
+}
