@@ -95,30 +95,32 @@ impl Layers {
         let role_part = |f: fn(&RoleVars) -> &Map<String, Value>| {
             role.map_or_else(|| Arc::new(Map::new()), |r| own(f(r)))
         };
+        use crate::template::Source::{Data, Written};
         let mut layers = vec![
-            self.role_defaults.clone(),
-            role_part(|r| &r.defaults),
-            self.inventory.clone(),
-            self.facts.clone(),
-            self.play.clone(),
-            self.vars_files.clone(),
-            self.role_exports.clone(),
-            role_part(|r| &r.vars),
-            own(task_vars),
-            self.include_vars.clone(),
-            self.set_facts.clone(),
-            role_part(|r| &r.params),
-            role_part(|r| &r.include_params),
-            own(include_params),
-            self.extra.clone(),
+            (self.role_defaults.clone(), Written),
+            (role_part(|r| &r.defaults), Written),
+            (self.inventory.clone(), Written),
+            (self.facts.clone(), Data),
+            (self.play.clone(), Written),
+            (self.vars_files.clone(), Written),
+            (self.role_exports.clone(), Written),
+            (role_part(|r| &r.vars), Written),
+            (own(task_vars), Written),
+            (self.include_vars.clone(), Written),
+            // set_fact values and registered results were rendered when they were made.
+            (self.set_facts.clone(), Data),
+            (role_part(|r| &r.params), Written),
+            (role_part(|r| &r.include_params), Written),
+            (own(include_params), Written),
+            (self.extra.clone(), Written),
         ];
-        layers.extend(magic.iter().cloned());
-        debug_assert!(Arc::ptr_eq(&layers[FACTS_AT], &self.facts));
-        Vars::with_facts_layer(layers, FACTS_AT)
+        layers.extend(magic.iter().map(|m| (m.clone(), Written)));
+        debug_assert!(Arc::ptr_eq(&layers[FACTS_AT].0, &self.facts));
+        Vars::layered(layers, Some(FACTS_AT))
     }
 
     /// Gathered facts, kept once under `ansible_facts` (names without the `ansible_` prefix);
-    /// the top-level `ansible_x` of each is answered from there (`Vars::with_facts_layer`).
+    /// the top-level `ansible_x` of each is answered from there (`Vars::layered`).
     pub fn set_facts_from_setup(&mut self, facts: Map<String, Value>) {
         let layer = Arc::make_mut(&mut self.facts);
         let mut all = match layer.remove("ansible_facts") {

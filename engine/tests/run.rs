@@ -53,6 +53,24 @@ fn normalise_timestamps(s: &str) -> String {
 }
 
 #[test]
+fn values_the_run_made_are_never_templated_again_as_in_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures().join("conformance/untrusted.yml"),
+        dir.path().join("untrusted.yml"),
+    )
+    .expect("copy");
+    let out = play(
+        dir.path(),
+        &["-i", "localhost,", "-c", "local", "untrusted.yml"],
+    );
+    let expected = std::fs::read_to_string(fixtures().join("conformance/untrusted.ansible.out"))
+        .expect("golden");
+    assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
 fn control_flow_output_matches_ansible() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(

@@ -531,7 +531,7 @@ impl Runner {
                         "revindex": n - idx, "revindex0": n - idx - 1,
                     }));
                 }
-                scope.with(vars)
+                scope.with_data(vars)
             })
             .collect();
         // A plain module's items in one go when it can; what it did not run (all items, or
@@ -898,7 +898,7 @@ impl Runner {
                 v.insert(r.to_string(), Value::Object(result.clone()));
             }
             let done = self
-                .conditions_hold(std::slice::from_ref(cond), &scope.with(v))
+                .conditions_hold(std::slice::from_ref(cond), &scope.with_data(v))
                 .map(|(ok, _)| ok)
                 .unwrap_or(false);
             result.insert("attempts".into(), Value::from(attempt));
@@ -1016,7 +1016,7 @@ impl Runner {
         if let Some(r) = register {
             v.insert(r.to_string(), Value::Object(result.clone()));
         }
-        let scope = scope.with(v);
+        let scope = scope.with_data(v);
         let as_list = |x: &Value| match x {
             Value::Array(a) => a.clone(),
             other => vec![other.clone()],
@@ -1132,7 +1132,7 @@ impl Runner {
             if let Some(it) = &item {
                 vars.insert(loop_var(t), it.clone());
             }
-            let scope = base.with(vars);
+            let scope = base.with_data(vars);
             if self.conditions_hold(&t.when, &scope)?.0 {
                 out.push((item, scope));
             }

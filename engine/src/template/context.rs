@@ -21,7 +21,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 use serde_json::Value as Json;
 
-use super::{HostVars, Inner, Map, TemplateError, Vars};
+use super::{HostVars, Inner, Map, Source, TemplateError, Vars};
 
 /// Deeper lazy resolution than this is certainly a runaway chain.
 const MAX_RESOLVE_DEPTH: usize = 64;
@@ -316,12 +316,16 @@ impl EvalState {
 
     /// A variable's value as templates see it (resolved lazily).
     pub(crate) fn raw_var(self: &Arc<Self>, name: &str) -> Option<Value> {
-        let (layer, fact, raw) = self.vars.find(name)?;
-        let path = match fact {
+        let found = self.vars.find(name)?;
+        let path = match found.fact {
             Some(fact) => vec![Seg::Key("ansible_facts".into()), Seg::Key(fact.into())],
             None => vec![Seg::Key(name.into())],
         };
-        Some(self.resolve(&Origin::Vars(layer.clone()), path, raw))
+        let origin = Origin::Vars(found.layer.clone());
+        Some(match found.source {
+            Source::Written => self.resolve(&origin, path, found.raw),
+            Source::Data => untemplated(origin, path, found.raw),
+        })
     }
 
     /// The value a template sees for raw data at `path`: lazily templated strings, containers as `Node`s.
@@ -409,6 +413,18 @@ fn path_name(path: &[Seg]) -> String {
 }
 
 /// A JSON scalar as a template value.
+/// Raw data at `path` as it is: containers as `Node`s that never template, scalars as values.
+fn untemplated(origin: Origin, path: Vec<Seg>, raw: &Json) -> Value {
+    match raw {
+        Json::Object(_) | Json::Array(_) => Value::from_object(Node {
+            origin,
+            path,
+            state: None,
+        }),
+        other => scalar(other),
+    }
+}
+
 pub(crate) fn scalar(raw: &Json) -> Value {
     match raw {
         Json::Null => Value::from(()),
@@ -512,18 +528,28 @@ impl Node {
     }
 
     fn child(&self, seg: Seg, raw: &Json) -> Value {
+        let templated = self.templates(&seg);
         let mut path = self.path.clone();
         path.push(seg);
-        match &self.state {
-            Some(state) => state.resolve(&self.origin, path, raw),
-            None => match raw {
-                Json::Object(_) | Json::Array(_) => Value::from_object(Node {
-                    origin: self.origin.clone(),
-                    path,
-                    state: None,
-                }),
-                other => scalar(other),
-            },
+        match (&self.state, templated) {
+            (Some(state), true) => state.resolve(&self.origin, path, raw),
+            _ => untemplated(self.origin.clone(), path, raw),
+        }
+    }
+
+    /// Whether strings below `seg` are templates: not in plain data, nor under a name the
+    /// run made (a registered result, a fact) when this node is all of a host's variables
+    /// (`vars`, `hostvars[h]`), whose names each come from their own layer.
+    fn templates(&self, seg: &Seg) -> bool {
+        let Some(state) = &self.state else {
+            return false;
+        };
+        match (self.path.is_empty(), seg) {
+            (true, Seg::Key(name)) => state
+                .vars
+                .find(name)
+                .is_none_or(|found| found.source == Source::Written),
+            _ => true,
         }
     }
 
@@ -556,6 +582,9 @@ impl Node {
         let Some(state) = &self.state else {
             return Ok(raw.clone());
         };
+        if self.path.is_empty() && path.len() == 1 && !self.templates(&path[0]) {
+            return Ok(raw.clone());
+        }
         if !contains_template(raw) {
             return Ok(raw.clone());
         }

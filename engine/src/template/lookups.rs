@@ -176,7 +176,7 @@ fn run_plugin(
                 }
                 let sub = Arc::new(EvalState {
                     templar: es.templar.clone(),
-                    vars: es.vars.with(overlay),
+                    vars: es.vars.with(overlay, super::Source::Written),
                     hostvars: es.hostvars.clone(),
                     shared: es.shared.clone(),
                 });

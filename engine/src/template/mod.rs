@@ -52,9 +52,21 @@ pub trait HostVars: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Vars(Arc<Layered>);
 
+/// Where a layer's values came from, which decides whether their strings are templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Written by the user (playbooks, inventory, vars files, extra vars): a string with
+    /// `{{ }}` is a template, rendered when used.
+    Written,
+    /// Made by the run (module results, facts, `set_fact` values, loop items): already
+    /// rendered, so text, never templated again. A target's output holding `{{ ... }}` must
+    /// never run on the controller, as in Ansible.
+    Data,
+}
+
 #[derive(Default)]
 struct Layered {
-    layers: Vec<Arc<Map>>,
+    layers: Vec<(Arc<Map>, Source)>,
     /// The layer of gathered facts, if any: besides its own names it answers `ansible_<x>`
     /// for each fact `x` in its `ansible_facts`, the way Ansible injects facts as variables,
     /// without holding each fact twice (facts are most of a host's variables).
@@ -64,28 +76,32 @@ struct Layered {
     flat: OnceLock<Arc<Map>>,
 }
 
-/// Where a variable was found: the layer, the fact's name when the variable is a gathered
-/// fact's `ansible_<x>` (the value then lives at `ansible_facts.<x>` of that layer), and its
-/// raw value.
-pub(crate) type Found<'a, 'n> = (&'a Arc<Map>, Option<&'n str>, &'a Json);
+/// Where a variable was found: the layer and its source, the fact's name when the variable
+/// is a gathered fact's `ansible_<x>` (the value then lives at `ansible_facts.<x>` of that
+/// layer), and its raw value.
+pub(crate) struct Found<'a, 'n> {
+    pub layer: &'a Arc<Map>,
+    pub source: Source,
+    pub fact: Option<&'n str>,
+    pub raw: &'a Json,
+}
 
 impl Vars {
-    /// `layers`, lowest precedence first (empty ones are left out).
+    /// `layers` written by the user, lowest precedence first (empty ones are left out).
     pub fn new(layers: Vec<Arc<Map>>) -> Self {
-        Self::build(layers, None)
+        Self::layered(
+            layers.into_iter().map(|l| (l, Source::Written)).collect(),
+            None,
+        )
     }
 
-    /// `layers` as `new` takes them, where `layers[facts_at]` is the gathered facts (see
-    /// `Layered::facts_at`).
-    pub fn with_facts_layer(layers: Vec<Arc<Map>>, facts_at: usize) -> Self {
-        Self::build(layers, Some(facts_at))
-    }
-
-    fn build(layers: Vec<Arc<Map>>, facts_at: Option<usize>) -> Self {
+    /// `layers` with their sources, lowest precedence first, where `layers[facts_at]` (if
+    /// given) is the gathered facts (see `Layered::facts_at`). Empty layers are left out.
+    pub fn layered(layers: Vec<(Arc<Map>, Source)>, facts_at: Option<usize>) -> Self {
         let mut kept = Vec::with_capacity(layers.len());
         let mut facts_index = None;
         for (i, layer) in layers.into_iter().enumerate() {
-            if layer.is_empty() {
+            if layer.0.is_empty() {
                 continue;
             }
             if facts_at == Some(i) {
@@ -100,13 +116,13 @@ impl Vars {
         }))
     }
 
-    /// These variables with `extra` over them.
-    pub fn with(&self, extra: Map) -> Vars {
+    /// These variables with `extra` (written by the user, or made by the run) over them.
+    pub fn with(&self, extra: Map, source: Source) -> Vars {
         if extra.is_empty() {
             return self.clone();
         }
         let mut layers = self.0.layers.clone();
-        layers.push(Arc::new(extra));
+        layers.push((Arc::new(extra), source));
         Vars(Arc::new(Layered {
             layers,
             facts_at: self.0.facts_at,
@@ -116,7 +132,7 @@ impl Vars {
 
     /// A variable's raw value.
     pub fn get(&self, name: &str) -> Option<&Json> {
-        self.find(name).map(|(_, _, v)| v)
+        self.find(name).map(|found| found.raw)
     }
 
     /// A variable's raw value and where it is.
@@ -126,14 +142,22 @@ impl Vars {
             .iter()
             .enumerate()
             .rev()
-            .find_map(|(i, layer)| match layer.get(name) {
-                Some(v) => Some((layer, None, v)),
-                None if self.0.facts_at == Some(i) => {
-                    let fact = name.strip_prefix("ansible_")?;
-                    let v = layer.get("ansible_facts")?.get(fact)?;
-                    Some((layer, Some(fact), v))
+            .find_map(|(i, (layer, source))| {
+                let found = |fact, raw| Found {
+                    layer,
+                    source: *source,
+                    fact,
+                    raw,
+                };
+                match layer.get(name) {
+                    Some(v) => Some(found(None, v)),
+                    None if self.0.facts_at == Some(i) => {
+                        let fact = name.strip_prefix("ansible_")?;
+                        let v = layer.get("ansible_facts")?.get(fact)?;
+                        Some(found(Some(fact), v))
+                    }
+                    None => None,
                 }
-                None => None,
             })
     }
 
@@ -147,10 +171,10 @@ impl Vars {
         self.0
             .flat
             .get_or_init(|| match self.0.layers.as_slice() {
-                [one] if self.0.facts_at.is_none() => one.clone(),
+                [(one, _)] if self.0.facts_at.is_none() => one.clone(),
                 layers => {
-                    let mut out = Map::with_capacity(layers.iter().map(|l| l.len()).sum());
-                    for (i, layer) in layers.iter().enumerate() {
+                    let mut out = Map::with_capacity(layers.iter().map(|l| l.0.len()).sum());
+                    for (i, (layer, _)) in layers.iter().enumerate() {
                         if self.0.facts_at == Some(i) {
                             if let Some(Json::Object(facts)) = layer.get("ansible_facts") {
                                 for (k, v) in facts {
@@ -201,10 +225,19 @@ impl Scope {
         self.vars.get(name)
     }
 
-    /// This scope with `extra` over its variables (a loop item, a registered result).
+    /// This scope with variables the user wrote over its own (a template's own variables).
     pub fn with(&self, extra: Map) -> Scope {
         Scope {
-            vars: self.vars.with(extra),
+            vars: self.vars.with(extra, Source::Written),
+            hostvars: self.hostvars.clone(),
+        }
+    }
+
+    /// This scope with values the run made over its variables (a loop item, a registered
+    /// result): text, never templated.
+    pub fn with_data(&self, extra: Map) -> Scope {
+        Scope {
+            vars: self.vars.with(extra, Source::Data),
             hostvars: self.hostvars.clone(),
         }
     }
@@ -396,7 +429,7 @@ impl Templar {
         Arc::new(EvalState {
             templar: self.inner.clone(),
             vars: match extra {
-                Some(extra) => scope.vars.with(extra),
+                Some(extra) => scope.vars.with(extra, Source::Written),
                 None => scope.vars.clone(),
             },
             hostvars: scope.hostvars.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 
-use super::{HostVars, Map, Scope, Templar, TemplateError, Vars};
+use super::{HostVars, Map, Scope, Source, Templar, TemplateError, Vars};
 
 fn scope(vars: Json) -> Scope {
     match vars {
@@ -535,9 +535,12 @@ fn gathered_facts_answer_their_prefixed_names_from_one_copy() {
             .unwrap_or_else(|e| panic!("{expr}: {e}"))
     };
     let low = || {
-        Vars::with_facts_layer(
-            vec![layer(json!({"base": "/etc"})), layer(facts.clone())],
-            1,
+        Vars::layered(
+            vec![
+                (layer(json!({"base": "/etc"})), Source::Written),
+                (layer(facts.clone()), Source::Data),
+            ],
+            Some(1),
         )
     };
     assert_eq!(render(low(), "ansible_distribution"), json!("Debian"));
@@ -549,7 +552,12 @@ fn gathered_facts_answer_their_prefixed_names_from_one_copy() {
         render(low(), "ansible_facts.default_ipv4.interface"),
         json!("eth0")
     );
-    assert_eq!(render(low(), "ansible_motd"), json!("/etc/motd"));
+    // Facts come from the target: text, never a template the controller would run.
+    assert_eq!(render(low(), "ansible_motd"), json!("{{ base }}/motd"));
+    assert_eq!(
+        render(low(), "ansible_facts.motd ~ '|' ~ vars.ansible_motd"),
+        json!("{{ base }}/motd|{{ base }}/motd")
+    );
     assert_eq!(
         render(low(), "ansible_nothing | default('none')"),
         json!("none")
@@ -561,7 +569,13 @@ fn gathered_facts_answer_their_prefixed_names_from_one_copy() {
         ),
         json!(true)
     );
-    let high = Vars::with_facts_layer(vec![layer(facts.clone()), layer(own)], 0);
+    let high = Vars::layered(
+        vec![
+            (layer(facts.clone()), Source::Data),
+            (layer(own), Source::Written),
+        ],
+        Some(0),
+    );
     assert_eq!(
         render(high, "ansible_distribution"),
         json!("overridden by a higher layer")
