@@ -94,7 +94,8 @@ impl Node {
         }
     }
     /// The plain data (positions dropped). Tagged values become their inner value;
-    /// `!vault` values are kept as `{"__vault__": text}` for the vault to resolve.
+    /// `!vault` values are kept as `{"__vault__": text}` for the vault to resolve; strings
+    /// under `!unsafe` that look like templates become templates of their own literal text.
     pub fn to_value(&self) -> Value {
         match &self.kind {
             NodeKind::Null => Value::Null,
@@ -117,8 +118,28 @@ impl Node {
                 map.insert("__vault__".into(), inner.to_value());
                 Value::Object(map)
             }
+            NodeKind::Tagged(tag, inner) if tag == "unsafe" => literal_text(inner.to_value()),
             NodeKind::Tagged(_, inner) => inner.to_value(),
         }
+    }
+}
+
+/// `!unsafe` data: each string that holds template markers becomes a template of its own
+/// literal text (base64, which needs no quoting, then `b64decode`), which renders to exactly
+/// that text wherever and however often it is templated, so the rest of the engine needs no
+/// notion of unsafe strings.
+fn literal_text(value: Value) -> Value {
+    use base64::Engine as _;
+    match value {
+        Value::String(s) if crate::template::has_markers(&s) => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+            Value::String(format!("{{{{ '{encoded}' | b64decode }}}}"))
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(literal_text).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, literal_text(v))).collect())
+        }
+        other => other,
     }
 }
 
