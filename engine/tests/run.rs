@@ -52,22 +52,33 @@ fn normalise_timestamps(s: &str) -> String {
     re.replace_all(&s, r#""start": "START""#).into_owned()
 }
 
-#[test]
-fn values_the_run_made_are_never_templated_again_as_in_ansible() {
+/// Runs the conformance fixture `NAME.yml` on localhost and checks play's output against
+/// ansible-core's (`NAME.ansible.out`) and a zero exit.
+fn assert_matches_ansible(name: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
+    let playbook = format!("{name}.yml");
     std::fs::copy(
-        fixtures().join("conformance/untrusted.yml"),
-        dir.path().join("untrusted.yml"),
+        fixtures().join("conformance").join(&playbook),
+        dir.path().join(&playbook),
     )
     .expect("copy");
-    let out = play(
-        dir.path(),
-        &["-i", "localhost,", "-c", "local", "untrusted.yml"],
-    );
-    let expected = std::fs::read_to_string(fixtures().join("conformance/untrusted.ansible.out"))
-        .expect("golden");
+    let out = play(dir.path(), &["-i", "localhost,", "-c", "local", &playbook]);
+    let golden = fixtures()
+        .join("conformance")
+        .join(format!("{name}.ansible.out"));
+    let expected = std::fs::read_to_string(golden).expect("golden");
     assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn values_the_run_made_are_never_templated_again_as_in_ansible() {
+    assert_matches_ansible("untrusted");
+}
+
+#[test]
+fn ping_answers_as_in_ansible() {
+    assert_matches_ansible("ping");
 }
 
 #[test]

@@ -94,12 +94,14 @@ fn key_auth_runs_commands_and_reports_results() {
     work.write(
         "site.yml",
         "- hosts: targets\n  gather_facts: false\n  tasks:\n\
+         \x20   - ping:\n        data: \"{{ inventory_hostname }}\"\n      register: pinged\n\
          \x20   - command: echo \"hello from $TESTBED_HOST\"\n      register: r\n\
          \x20   - shell: 'echo out; echo err >&2; exit 3'\n      register: failing\n      ignore_errors: true\n\
          \x20   - shell: 'kill -TERM $$'\n      register: killed\n      ignore_errors: true\n\
          \x20   - name: several MiB on stdin, stdout and stderr at once\n\
          \x20     shell: 'tee /dev/stderr | tr a b'\n      args:\n        stdin: \"{{ 'a' * 3000000 }}\"\n      register: big\n\
-         \x20   - assert:\n        that:\n          - r.stdout == 'hello from ' ~ inventory_hostname\n\
+         \x20   - assert:\n        that:\n          - pinged.ping == inventory_hostname\n\
+         \x20         - r.stdout == 'hello from ' ~ inventory_hostname\n\
          \x20         - failing.rc == 3\n          - failing.stdout == 'out'\n          - failing.stderr == 'err'\n\
          \x20         - killed.rc == 143\n\
          \x20         - big.stdout == 'b' * 3000000\n          - big.stderr == 'a' * 3000000\n",

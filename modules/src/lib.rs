@@ -253,6 +253,7 @@ pub static REGISTRY: &[&dyn Module] = &[
     &commands::raw::Raw,
     &commands::script::ScriptModule,
     &commands::wait_for::WaitFor,
+    &commands::ping::Ping,
     &files::copy::Copy,
     &files::file::File,
     &files::lineinfile::LineInFile,

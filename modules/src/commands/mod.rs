@@ -1,6 +1,7 @@
 //! Modules that run commands: command, shell, raw, script, wait_for.
 
 pub mod command;
+pub mod ping;
 pub mod raw;
 pub mod script;
 pub mod shell;
