@@ -14,7 +14,7 @@
 //! | 10 | playbook `host_vars/*`                                         | `Inventory::host_vars` |
 //! | 11 | host facts (`ansible_*`, `ansible_facts`)                     | `Layers::facts` |
 //! | 12 | play `vars`                                                    | `Layers::play`  |
-//! | 13 | play `vars_prompt`                                             | (not supported) |
+//! | 13 | play `vars_prompt`                                             | `Layers::play` (over the play's `vars`) |
 //! | 14 | play `vars_files`                                              | `Layers::vars_files` |
 //! | 15 | role vars: every public role's `vars/` (exported), then the task's own role's `vars/` and the `vars:` of its role entry, along its dependency chain | `Layers::role_exports`, `RoleVars::vars` |
 //! | 16 | block `vars`                                                   | task scope (blocks pass theirs down) |

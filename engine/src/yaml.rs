@@ -128,7 +128,7 @@ impl Node {
 /// literal text (base64, which needs no quoting, then `b64decode`), which renders to exactly
 /// that text wherever and however often it is templated, so the rest of the engine needs no
 /// notion of unsafe strings.
-fn literal_text(value: Value) -> Value {
+pub(crate) fn literal_text(value: Value) -> Value {
     use base64::Engine as _;
     match value {
         Value::String(s) if crate::template::has_markers(&s) => {

@@ -52,9 +52,10 @@ fn normalise_timestamps(s: &str) -> String {
     re.replace_all(&s, r#""start": "START""#).into_owned()
 }
 
-/// Runs the conformance fixture `NAME.yml` on localhost and checks play's output against
-/// ansible-core's (`NAME.ansible.out`) and a zero exit.
-fn assert_matches_ansible(name: &str) {
+/// Runs the conformance fixture `NAME.yml` on localhost (with `extra` arguments; stdin is not
+/// a terminal) and checks play's output against ansible-core's (`NAME.ansible.out`) and a
+/// zero exit; returns play's output.
+fn assert_matches_ansible(name: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let playbook = format!("{name}.yml");
     std::fs::copy(
@@ -62,23 +63,106 @@ fn assert_matches_ansible(name: &str) {
         dir.path().join(&playbook),
     )
     .expect("copy");
-    let out = play(dir.path(), &["-i", "localhost,", "-c", "local", &playbook]);
+    let mut args = vec!["-i", "localhost,", "-c", "local", &playbook];
+    args.extend(extra);
+    let out = play(dir.path(), &args);
     let golden = fixtures()
         .join("conformance")
         .join(format!("{name}.ansible.out"));
     let expected = std::fs::read_to_string(golden).expect("golden");
     assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
     assert_eq!(out.status.code(), Some(0));
+    out
 }
 
 #[test]
 fn values_the_run_made_are_never_templated_again_as_in_ansible() {
-    assert_matches_ansible("untrusted");
+    assert_matches_ansible("untrusted", &[]);
 }
 
 #[test]
 fn ping_answers_as_in_ansible() {
-    assert_matches_ansible("ping");
+    assert_matches_ansible("ping", &[]);
+}
+
+#[test]
+fn vars_prompt_without_a_terminal_warns_and_takes_defaults_as_in_ansible() {
+    let out = assert_matches_ansible("prompt", &["-e", "from_cli=cli"]);
+    assert_eq!(
+        text(&out.stderr),
+        "[WARNING]: Not prompting as we are not in interactive mode\n"
+    );
+}
+
+#[test]
+fn vars_prompt_without_a_default_or_a_terminal_stops_before_any_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures().join("conformance/prompt.yml"),
+        dir.path().join("prompt.yml"),
+    )
+    .expect("copy");
+    let out = play(
+        dir.path(),
+        &["-i", "localhost,", "-c", "local", "prompt.yml"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "vars_prompt 'from_cli' has no default and there is no terminal to ask on; \
+             give it with -e from_cli=VALUE"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("prompt.yml:3:"), "{stderr}");
+    assert!(
+        !text(&out.stdout).contains("PLAY ["),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// On a terminal (a pty from util-linux `script`): a shown answer, a hidden one asked twice
+/// (`confirm`), and `unsafe` keeping what was typed as text.
+#[test]
+fn vars_prompt_asks_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("ask.yml"),
+        "- hosts: localhost\n  gather_facts: false\n  vars_prompt:\n\
+         \x20   - name: release\n      prompt: Which release\n      private: false\n      default: '1.0'\n\
+         \x20   - name: secret\n      prompt: Password\n      confirm: true\n      unsafe: true\n\
+         \x20 tasks:\n    - debug:\n        msg: 'release={{ release }} secret={{ secret }}'\n",
+    )
+    .expect("write");
+    let command = format!(
+        "{} -i localhost, -c local ask.yml",
+        env!("CARGO_BIN_EXE_play")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"2.5\np{{ x }}\np{{ x }}\n")
+            .expect("answers");
+    }
+    let out = child.wait_with_output().expect("play ends");
+    let stdout = text(&out.stdout).replace('\r', "");
+    assert!(stdout.contains("Which release [1.0]: "), "{stdout}");
+    assert!(stdout.contains("confirm Password: "), "{stdout}");
+    assert!(
+        stdout.contains("\"msg\": \"release=2.5 secret=p{{ x }}\""),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod actions;
 pub mod hostwrap;
+mod prompt;
 mod task;
 
 use std::collections::{HashMap, HashSet};
@@ -296,6 +297,7 @@ impl Runner {
 
     /// Returns false when the run must stop (every host failed).
     fn run_play(&self, play: &Play) -> Result<bool, Diagnostic> {
+        let prompted = self.prompt_vars(play)?;
         let mut hosts = self.play_hosts(play)?;
         // Hosts that failed or were unreachable in an earlier play sit out the rest of the run.
         if let Ok(dead) = self.dead_hosts.lock() {
@@ -309,7 +311,7 @@ impl Runner {
         for batch in serial_batches(&hosts, play.serial.as_ref()) {
             // Ansible prints the play banner again for every serial batch.
             self.report.play_start(&play.name);
-            let ctx = self.start_batch(play, &hosts, &batch)?;
+            let ctx = self.start_batch(play, &hosts, &batch, &prompted)?;
             self.run_batch(&ctx);
             self.finish_batch(ctx);
         }
@@ -321,12 +323,16 @@ impl Runner {
         play: &'a Play,
         all_hosts: &[String],
         batch: &[String],
+        prompted: &Map<String, Value>,
     ) -> Result<PlayCtx<'a>, Diagnostic> {
         let persisted = self.persisted.lock().map(|p| p.clone()).unwrap_or_default();
         // The layers every host has alike are shared, not copied per host.
         let role_defaults = Arc::new(play.roles.defaults.clone());
         let role_exports = Arc::new(play.roles.exports.clone());
-        let play_vars = Arc::new(play.vars.clone());
+        // vars_prompt answers sit just above the play's vars (level 13).
+        let mut play_vars = play.vars.clone();
+        play_vars.extend(prompted.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let play_vars = Arc::new(play_vars);
         let extra = Arc::new(self.opts.extra_vars.clone());
         let mut states = Vec::new();
         for name in batch {
