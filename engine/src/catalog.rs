@@ -45,6 +45,20 @@ const ENGINE_ACTION_ARGS: &[(&str, &[&str], bool)] = &[
         true,
     ),
     ("fail", &["msg"], true),
+    ("group_by", &["key", "parents"], true),
+    (
+        "add_host",
+        &[
+            "name",
+            "host",
+            "hostname",
+            "groups",
+            "group",
+            "groupname",
+            "KEY=VALUE ...",
+        ],
+        true,
+    ),
     ("pause", &["minutes", "seconds", "prompt", "echo"], true),
     (
         "meta",

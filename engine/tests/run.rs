@@ -166,6 +166,27 @@ fn vars_prompt_asks_on_a_terminal() {
 }
 
 #[test]
+fn group_by_and_add_host_shape_later_tasks_and_plays_as_in_ansible() {
+    let fixture = fixtures().join("conformance/dynamic");
+    for (args, golden) in [
+        (vec![], "site.ansible.out"),
+        (vec!["--check"], "site.check.ansible.out"),
+    ] {
+        let mut all = vec!["-i", "hosts.yml", "site.yml"];
+        all.extend(args);
+        let out = play(&fixture, &all);
+        let expected = std::fs::read_to_string(fixture.join(golden)).expect("golden");
+        assert_eq!(
+            text(&out.stdout),
+            expected,
+            "{golden}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0));
+    }
+}
+
+#[test]
 fn control_flow_output_matches_ansible() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(

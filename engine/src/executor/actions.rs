@@ -251,6 +251,8 @@ impl Runner {
                 Ran::failed(msg)
             }
             "pause" => act_pause(&args),
+            "group_by" => self.act_group_by(ctx, st, &args),
+            "add_host" => self.act_add_host(ctx, st, args),
             "include_vars" => self.act_include_vars(ctx, t, &args),
             "validate_argument_spec" => Ran::ok(crate::roles::argspec::validate(&args, |name| {
                 let v = scope.get(name)?;
@@ -1072,6 +1074,97 @@ impl Runner {
         );
         args.insert("_raw_params".into(), Value::String(rest));
         self.run_module("script", st, args, scope, t, mode)
+    }
+}
+
+/// Group names given as a list or as one comma-separated string.
+fn group_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items.iter().map(value_text).collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![value_text(other)],
+    }
+}
+
+impl Runner {
+    /// `group_by`: this host joins group `key` (made under `parents`, default `all`); its
+    /// `group_names` and the play's `groups` see it from the next task on.
+    fn act_group_by(&self, ctx: &PlayCtx<'_>, st: &mut HostRun, args: &Map<String, Value>) -> Ran {
+        let Some(key) = args.get("key").map(value_text).filter(|k| !k.is_empty()) else {
+            return Ran::failed("the 'key' param is required when using group_by");
+        };
+        let parents = match args.get("parents") {
+            None | Some(Value::Null) => vec!["all".to_string()],
+            some => group_list(some),
+        };
+        let changed = match self.change_inventory(|inv| inv.group_by(&st.name, &key, &parents)) {
+            Ok(changed) => changed,
+            Err(e) => return Ran::failed(e.message),
+        };
+        self.inventory_changed(ctx, st);
+        let mut r = Map::new();
+        r.insert("changed".into(), Value::Bool(changed));
+        r.insert("add_group".into(), Value::String(key));
+        r.insert(
+            "parent_groups".into(),
+            Value::Array(parents.into_iter().map(Value::String).collect()),
+        );
+        Ran::ok(r)
+    }
+
+    /// `add_host`: a host (with its variables and groups) that later plays can target.
+    fn act_add_host(
+        &self,
+        ctx: &PlayCtx<'_>,
+        st: &mut HostRun,
+        mut args: Map<String, Value>,
+    ) -> Ran {
+        let name = ["name", "host", "hostname"]
+            .iter()
+            .find_map(|k| args.remove(*k))
+            .map(|v| value_text(&v))
+            .filter(|n| !n.is_empty());
+        let Some(name) = name else {
+            return Ran::failed("name, host or hostname needs to be provided");
+        };
+        let mut groups = Vec::new();
+        for k in ["groups", "group", "groupname"] {
+            groups.extend(group_list(args.remove(k).as_ref()));
+        }
+        // Everything else is a variable of the host (`ansible_host`, `ansible_port`, ...).
+        let host_vars = args;
+        let changed =
+            match self.change_inventory(|inv| inv.add_host(&name, &groups, host_vars.clone())) {
+                Ok(changed) => changed,
+                Err(e) => return Ran::failed(e.message),
+            };
+        self.inventory_changed(ctx, st);
+        let mut added = Map::new();
+        added.insert("host_name".into(), Value::String(name));
+        added.insert(
+            "groups".into(),
+            Value::Array(groups.into_iter().map(Value::String).collect()),
+        );
+        added.insert("host_vars".into(), Value::Object(host_vars));
+        let mut r = Map::new();
+        r.insert("changed".into(), Value::Bool(changed));
+        r.insert("add_host".into(), Value::Object(added));
+        Ran::ok(r)
+    }
+
+    /// After `group_by`/`add_host`: this host's `group_names` and the batch's `groups` are
+    /// made again from the changed inventory.
+    fn inventory_changed(&self, ctx: &PlayCtx<'_>, st: &mut HostRun) {
+        st.magic = std::sync::Arc::new(self.host_magic(&st.name));
+        if let Ok(mut m) = ctx.magic.write() {
+            *m = None;
+        }
     }
 }
 

@@ -97,7 +97,8 @@ struct Persisted {
 
 pub struct Runner {
     pub(crate) opts: Options,
-    pub(crate) inventory: Arc<Inventory>,
+    /// The inventory as it is now: `add_host` and `group_by` replace it (copy on write).
+    inventory: RwLock<Arc<Inventory>>,
     pub(crate) templar: Templar,
     pub(crate) report: Reporter,
     stats: Mutex<IndexMap<String, Stats>>,
@@ -219,7 +220,7 @@ impl Runner {
             })?;
         Ok(Self {
             opts,
-            inventory: Arc::new(inventory),
+            inventory: RwLock::new(Arc::new(inventory)),
             templar: Templar::new(),
             report,
             stats: Mutex::new(IndexMap::new()),
@@ -255,11 +256,28 @@ impl Runner {
         Ok(end)
     }
 
+    /// The inventory as it is now.
+    pub(crate) fn inventory(&self) -> Arc<Inventory> {
+        match self.inventory.read() {
+            Ok(inventory) => inventory.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Changes the inventory (`add_host`, `group_by`); what `change` returns is handed back.
+    pub(crate) fn change_inventory<R>(&self, change: impl FnOnce(&mut Inventory) -> R) -> R {
+        let mut inventory = match self.inventory.write() {
+            Ok(inventory) => inventory,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        change(Arc::make_mut(&mut inventory))
+    }
+
     pub(crate) fn scope(&self, vars: impl Into<Vars>) -> Scope {
         Scope {
             vars: vars.into(),
             hostvars: Some(Arc::new(RunHostVars {
-                inventory: self.inventory.clone(),
+                inventory: self.inventory(),
                 snapshots: self.snapshots.clone(),
             })),
         }
@@ -287,9 +305,9 @@ impl Runner {
         } else {
             play.hosts.clone()
         };
-        let mut hosts = self.inventory.select(&pattern)?;
+        let mut hosts = self.inventory().select(&pattern)?;
         if let Some(limit) = &self.opts.limit {
-            let allowed = self.inventory.limit(limit)?;
+            let allowed = self.inventory().limit(limit)?;
             hosts.retain(|h| allowed.contains(h));
         }
         Ok(hosts)
@@ -340,7 +358,7 @@ impl Runner {
             let layers = Layers {
                 role_defaults: role_defaults.clone(),
                 role_exports: role_exports.clone(),
-                inventory: Arc::new(self.inventory.host_vars(name)),
+                inventory: Arc::new(self.inventory().host_vars(name)),
                 facts: saved.facts,
                 play: play_vars.clone(),
                 vars_files: Arc::default(),
@@ -966,14 +984,14 @@ impl Runner {
         m.insert(
             "group_names".into(),
             Value::Array(
-                self.inventory
+                self.inventory()
                     .group_names(host)
                     .into_iter()
                     .map(Value::String)
                     .collect(),
             ),
         );
-        if let Some(dir) = self.inventory.inventory_dir(host) {
+        if let Some(dir) = self.inventory().inventory_dir(host) {
             m.insert("inventory_dir".into(), Value::String(abs(&dir)));
         }
         m
@@ -997,7 +1015,10 @@ impl Runner {
     fn shared_magic(&self, ctx: &PlayCtx<'_>) -> Map<String, Value> {
         let mut m = Map::new();
         let strs = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
-        m.insert("groups".into(), Value::Object(self.inventory.groups_var()));
+        m.insert(
+            "groups".into(),
+            Value::Object(self.inventory().groups_var()),
+        );
         m.insert(
             "playbook_dir".into(),
             Value::String(self.abs_path(&ctx.play.dir)),

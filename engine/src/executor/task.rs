@@ -206,9 +206,10 @@ impl Runner {
     ) {
         let title = self.task_title(ctx, t, hosts, params);
         self.report.task_start(&title, handler);
-        let run_once = t
-            .keyword("run_once")
-            .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
+        // add_host runs once for the play's hosts, as Ansible's bypasses the host loop.
+        let run_once = t.action == "add_host"
+            || t.keyword("run_once")
+                .is_some_and(|v| modules::args::ansible_bool(v).unwrap_or(false));
         let runners: Vec<usize> = if run_once {
             hosts.iter().copied().take(1).collect()
         } else {
@@ -224,6 +225,9 @@ impl Runner {
             })
             .filter(|n| *n > 0)
             .map_or(runners.len().max(1), |n| n as usize);
+        // group_by changes the inventory from every host: one host after the other, in
+        // inventory order, so groups list their members and children in a stable order.
+        let throttle = if t.action == "group_by" { 1 } else { throttle };
         let mut results: Vec<(usize, Vec<HostLine>)> = self.pool.install(|| {
             runners
                 .chunks(throttle)

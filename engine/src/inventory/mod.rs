@@ -240,32 +240,75 @@ impl Inventory {
         self.hosts[index].source.clone()
     }
 
-    /// Adds a host at runtime (the `add_host` module): into `all` if new, then into each
+    /// Adds a host at runtime (the `add_host` action): into `all` if new, then into each
     /// group (created under `all` when missing); `vars` replace same-named host vars.
-    /// Fails when a group_vars/host_vars file for the new names can't be read.
-    pub fn add_host(&mut self, name: &str, groups: &[String], vars: Map) -> Result<(), Diagnostic> {
+    /// Returns whether anything changed, as Ansible decides it (a new host, a changed
+    /// variable, a new group or membership). Fails when a group_vars/host_vars file for the
+    /// new names can't be read.
+    pub fn add_host(
+        &mut self,
+        name: &str,
+        groups: &[String],
+        vars: Map,
+    ) -> Result<bool, Diagnostic> {
         if name.is_empty() {
             return Err(
                 Diagnostic::new("add_host: a host name must not be empty").exit_code(exit::ERROR)
             );
         }
+        let mut changed = false;
         let host = match self.hosts.get_index_of(name) {
             Some(index) => index,
             None => {
+                changed = true;
                 let index = self.ensure_host(name, None, None);
                 self.add_host_to_group(index, ALL);
                 index
             }
         };
         for (key, value) in vars {
-            self.hosts[host].vars.insert(key, value);
+            if self.hosts[host].vars.get(&key) != Some(&value) {
+                changed = true;
+                self.hosts[host].vars.insert(key, value);
+            }
         }
         for group in groups {
+            changed |= !self.groups.contains_key(group.as_str());
             let g = self.ensure_group(group);
+            changed |= !self.groups[g].hosts.contains(&host);
             self.add_host_to_group(host, g);
         }
         self.reconcile();
-        self.load_vars_files()
+        self.load_vars_files()?;
+        Ok(changed)
+    }
+
+    /// Puts `host` into group `name` at runtime (the `group_by` action), creating it and
+    /// its `parents` (which become its parents) when missing. Returns whether anything
+    /// changed, as Ansible decides it.
+    pub fn group_by(
+        &mut self,
+        host: &str,
+        name: &str,
+        parents: &[String],
+    ) -> Result<bool, Diagnostic> {
+        let fail = |m: String| Diagnostic::new(format!("group_by: {m}")).exit_code(exit::ERROR);
+        let Some(h) = self.resolve_host(host) else {
+            return Err(fail(format!("no host '{host}' in the inventory")));
+        };
+        let mut changed = false;
+        let g = self.ensure_group(name);
+        for parent in parents {
+            changed |= !self.groups.contains_key(parent.as_str());
+            let p = self.ensure_group(parent);
+            changed |= !self.groups[p].children.contains(&g);
+            self.add_child_group(p, g).map_err(fail)?;
+        }
+        changed |= !self.groups[g].hosts.contains(&h);
+        self.add_host_to_group(h, g);
+        self.reconcile();
+        self.load_vars_files()?;
+        Ok(changed)
     }
 
     /// Problems Ansible reports as warnings (skipped keys, invalid group definitions), in
