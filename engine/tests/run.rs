@@ -670,11 +670,22 @@ fn undefined_variable_fails_the_task_naming_it() {
     let out = play(dir.path(), &["-c", "local", "site.yml"]);
     assert_eq!(out.status.code(), Some(2));
     let stdout = text(&out.stdout);
+    // ansible-core 2.19's wording, on one line.
     assert!(
-        stdout.contains("fatal: [localhost]: FAILED! =>"),
+        stdout.contains(
+            "fatal: [localhost]: FAILED! => {\"msg\": \"Task failed: Finalization of task args \
+             for 'ansible.builtin.debug' failed: Error while resolving value for 'msg': \
+             'nope' is undefined\"}\n"
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains("'nope' is undefined"), "{stdout}");
+    assert!(
+        text(&out.stderr).starts_with(
+            "ERROR! Task failed: Finalization of task args for 'ansible.builtin.debug' failed"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

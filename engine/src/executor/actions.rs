@@ -189,6 +189,18 @@ fn attach_source(args: &mut Map<String, Value>, data: &[u8], path: &Path) {
     args.insert("_src".into(), Value::String(path.display().to_string()));
 }
 
+/// The action's fully qualified name, as Ansible's messages give it
+/// (`ansible.builtin.debug`, `community.general.pacman`).
+fn qualified_action(t: &Task) -> String {
+    if t.action_written.contains('.') {
+        return t.action_written.clone();
+    }
+    match modules::lookup(&t.action).and_then(|m| m.collections().first()) {
+        Some(collection) => format!("{collection}.{}", t.action),
+        None => format!("ansible.builtin.{}", t.action),
+    }
+}
+
 fn drop_omitted(args: &mut Map<String, Value>) {
     args.retain(|_, v| v.as_str() != Some(crate::template::OMIT_TOKEN));
 }
@@ -276,19 +288,30 @@ impl Runner {
         t: &Task,
         scope: &Scope,
     ) -> Result<Map<String, Value>, Ran> {
-        let mut args = match self
-            .templar
-            .template_value(&Value::Object(t.args.clone()), scope)
-        {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => Map::new(),
-            Err(e) => {
-                return Err(Ran::failed(format!(
-                    "The task includes an option with an undefined variable. {}",
-                    e.message
-                )))
+        // Key by key, so a failure names the argument, worded as ansible-core 2.19 words it.
+        let mut args = Map::with_capacity(t.args.len());
+        for (key, raw) in &t.args {
+            match self.templar.template_value(raw, scope) {
+                Ok(v) => {
+                    args.insert(key.clone(), v);
+                }
+                Err(e) => {
+                    let cause = match e.undefined {
+                        Some(_) => e.message,
+                        None => format!("Error rendering template: {}", e.message),
+                    };
+                    let mut ran = Ran::failed(format!(
+                        "Task failed: Finalization of task args for '{}' failed: Error while \
+                         resolving value for '{key}': {cause}",
+                        qualified_action(t)
+                    ));
+                    // Printed on one line, as Ansible prints a failure its action never saw.
+                    ran.result
+                        .insert("_ansible_verbose_always".into(), Value::Bool(false));
+                    return Err(ran);
+                }
             }
-        };
+        }
         drop_omitted(&mut args);
         if let Some(Value::Object(defaults)) = ctx.play.keywords.get("module_defaults") {
             for (name, d) in defaults {

@@ -269,6 +269,10 @@ impl Runner {
                 (false, Some(Value::String(m))) => m.clone(),
                 _ => "see the task result".to_string(),
             };
+            let msg = match msg.strip_prefix("Task failed: ") {
+                Some(rest) => rest.to_string(),
+                None => msg,
+            };
             let d = crate::error::Diagnostic::new(format!("Task failed: {msg}"))
                 .at(t.span.clone())
                 .in_task(title.clone());
