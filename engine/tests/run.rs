@@ -53,9 +53,8 @@ fn normalise_timestamps(s: &str) -> String {
 }
 
 /// Runs the conformance fixture `NAME.yml` on localhost (with `extra` arguments; stdin is not
-/// a terminal) and checks play's output against ansible-core's (`NAME.ansible.out`) and a
-/// zero exit; returns play's output.
-fn assert_matches_ansible(name: &str, extra: &[&str]) -> Output {
+/// a terminal) in a scratch directory.
+fn run_conformance(name: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let playbook = format!("{name}.yml");
     std::fs::copy(
@@ -65,7 +64,13 @@ fn assert_matches_ansible(name: &str, extra: &[&str]) -> Output {
     .expect("copy");
     let mut args = vec!["-i", "localhost,", "-c", "local", &playbook];
     args.extend(extra);
-    let out = play(dir.path(), &args);
+    play(dir.path(), &args)
+}
+
+/// `run_conformance`, then play's output against ansible-core's (`NAME.ansible.out`) and a
+/// zero exit; returns play's output.
+fn assert_matches_ansible(name: &str, extra: &[&str]) -> Output {
+    let out = run_conformance(name, extra);
     let golden = fixtures()
         .join("conformance")
         .join(format!("{name}.ansible.out"));
@@ -96,16 +101,7 @@ fn vars_prompt_without_a_terminal_warns_and_takes_defaults_as_in_ansible() {
 
 #[test]
 fn vars_prompt_without_a_default_or_a_terminal_stops_before_any_host() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
-        fixtures().join("conformance/prompt.yml"),
-        dir.path().join("prompt.yml"),
-    )
-    .expect("copy");
-    let out = play(
-        dir.path(),
-        &["-i", "localhost,", "-c", "local", "prompt.yml"],
-    );
+    let out = run_conformance("prompt", &[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
