@@ -90,6 +90,23 @@ fn ping_answers_as_in_ansible() {
     assert_matches_ansible("ping", &[]);
 }
 
+/// A connection variable set from a command's output is text: the lookup in it never runs.
+#[test]
+fn become_password_from_a_result_is_not_templated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n\
+         \x20   - command: printf '%s%s lookup(\"pipe\", \"touch MARKER\") }}' '{' '{'\n      register: r\n\
+         \x20   - set_fact:\n        ansible_become_password: \"{{ r.stdout }}\"\n\
+         \x20   - command: \"true\"\n      become: true\n      become_user: nobody\n",
+    )
+    .expect("write");
+    let out = play(dir.path(), &["-c", "local", "site.yml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(!dir.path().join("MARKER").exists());
+}
+
 #[test]
 fn vars_prompt_without_a_terminal_warns_and_takes_defaults_as_in_ansible() {
     let out = assert_matches_ansible("prompt", &["-e", "from_cli=cli"]);

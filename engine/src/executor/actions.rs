@@ -482,8 +482,14 @@ impl Runner {
         match conn_type.as_str() {
             "local" => Ok(Box::new(modules::local::LocalHost::new(host))),
             "ssh" | "paramiko" | "smart" => {
-                // Connection variables may be templates ("{{ bastion_ip }}").
-                let var = |name: &str| self.keyword_str(host_vars.get(name), scope);
+                // Connection variables may be templates ("{{ bastion_ip }}"); the host's own
+                // are read as templates read them (what the run made stays text), a
+                // delegate's are templated in the task's scope.
+                let own = host_vars.get("inventory_hostname") == scope.get("inventory_hostname");
+                let var = |name: &str| match own {
+                    true => self.var_str(name, scope),
+                    false => self.keyword_str(host_vars.get(name), scope),
+                };
                 let settings = self.controller_settings();
                 let options = ConnectOptions::from_vars(host, &var, &settings)
                     .map_err(|e| format!("Failed to connect to the host via ssh: {e}"))?;
@@ -534,12 +540,12 @@ impl Runner {
         }
         let user = self
             .keyword_str(t.keyword("become_user"), scope)
-            .or_else(|| self.keyword_str(var("ansible_become_user").as_ref(), scope))
+            .or_else(|| self.var_str("ansible_become_user", scope))
             .or_else(|| self.opts.become_user.clone())
             .unwrap_or_else(|| "root".into());
         let method = self
             .keyword_str(t.keyword("become_method"), scope)
-            .or_else(|| self.keyword_str(var("ansible_become_method").as_ref(), scope))
+            .or_else(|| self.var_str("ansible_become_method", scope))
             .or_else(|| self.opts.become_method.clone())
             .unwrap_or_else(|| "sudo".into());
         // Already that user on a local connection: nothing to switch.
@@ -558,7 +564,7 @@ impl Runner {
             "ansible_sudo_pass",
         ]
         .iter()
-        .find_map(|k| self.keyword_str(var(k).as_ref(), scope))
+        .find_map(|k| self.var_str(k, scope))
         .or_else(|| self.opts.become_password.as_ref().map(|s| s.0.clone()));
         Some(Become {
             method,

@@ -128,6 +128,19 @@ impl Runner {
         }
     }
 
+    /// A variable's value as text, resolved as a template would see it: what the user wrote
+    /// is templated, what the run made (a `set_fact` value, a result) is not. `None` when
+    /// the variable is not set or is null.
+    pub(crate) fn var_str(&self, name: &str, scope: &Scope) -> Option<String> {
+        let raw = scope.get(name)?;
+        match self.templar.eval_expr(name, scope) {
+            Ok(Value::String(s)) => Some(s),
+            Ok(Value::Null) => None,
+            Ok(other) => Some(other.to_string()),
+            Err(_) => Some(super::actions::value_text(raw)),
+        }
+    }
+
     pub(crate) fn keyword_str(&self, v: Option<&Value>, scope: &Scope) -> Option<String> {
         match v? {
             Value::String(s) => match self.templar.template_str(s, scope) {
