@@ -47,6 +47,11 @@ const ENGINE_ACTION_ARGS: &[(&str, &[&str], bool)] = &[
     ("fail", &["msg"], true),
     ("group_by", &["key", "parents"], true),
     (
+        "wait_for_connection",
+        &["connect_timeout", "delay", "sleep", "timeout"],
+        true,
+    ),
+    (
         "add_host",
         &[
             "name",

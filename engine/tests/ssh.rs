@@ -825,6 +825,70 @@ fn fifty_hosts_many_tasks_two_plays_one_connection_per_host() {
     assert_eq!(accepted_logins(&hosts), vec![1; 50], "one login per host");
 }
 
+/// A host that is down when the play starts (rebooting): wait_for_connection keeps trying
+/// until it is back, and later tasks use the session it opened; a host that stays down
+/// fails the task once `timeout` has passed, without stopping the others.
+#[test]
+fn wait_for_connection_waits_for_a_host_to_come_back_and_gives_up_on_one_that_does_not() {
+    let hosts = start(3);
+    let work = Workdir::new();
+    let inv = inventory(&work, &hosts);
+    hosts.stop(1);
+    hosts.stop(2);
+    work.write(
+        "site.yml",
+        "- hosts: targets\n  gather_facts: false\n  tasks:\n\
+         \x20   - wait_for_connection:\n        sleep: 1\n        timeout: \"{{ 3 if inventory_hostname == 'h3' else 600 }}\"\n      register: waited\n\
+         \x20   - command: echo back\n      register: back\n\
+         \x20   - assert:\n        that: back.stdout == 'back'\n\
+         \x20   - assert:\n        that: waited.elapsed >= 1\n      when: inventory_hostname == 'h2'\n",
+    );
+    let child = work
+        .command(&["-i", &inv, "site.yml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("play starts");
+    // h1 answered the first attempt: the play is waiting on h2 (and h3).
+    while accepted_logins(&hosts)[0] == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    hosts.restart(1).expect("h2 comes back");
+    let out = child.wait_with_output().expect("play ends");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for (host, ok) in [("h1", 3), ("h2", 4)] {
+        let line = recap_line(&stdout, host);
+        assert_eq!(
+            (stat_field(&line, "ok"), stat_field(&line, "failed")),
+            (ok, 0),
+            "{line}"
+        );
+    }
+    let h3 = recap_line(&stdout, "h3");
+    assert_eq!(
+        (stat_field(&h3, "failed"), stat_field(&h3, "unreachable")),
+        (1, 0),
+        "{h3}"
+    );
+    assert!(
+        stdout.contains("fatal: [h3]: FAILED! => {\"changed\": false, \"elapsed\": "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("timed out waiting for ping module test: "),
+        "{stdout}"
+    );
+    // One session each for h1 and h2, the one wait_for_connection opened.
+    assert_eq!(&accepted_logins(&hosts)[..2], &[1, 1], "{stdout}");
+}
+
 #[test]
 fn delegated_tasks_reuse_one_session_to_the_delegate() {
     let hosts = start(3);

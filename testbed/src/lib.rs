@@ -504,6 +504,44 @@ impl SshHosts {
         procs::terminate_listeners(listener.into_iter().collect());
     }
 
+    /// Starts host `host` again after `stop`, on the same address with the same keys (a
+    /// rebooted host), and returns once it listens. Hosts reached through a jump host are not
+    /// supported.
+    pub fn restart(&self, host: usize) -> io::Result<()> {
+        let target = &self.hosts[host];
+        if target.jump_via.is_some() {
+            return Err(io::Error::other(
+                "restart: jump-only hosts are not supported",
+            ));
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(target.log_file())?;
+        let mut command = tied_command(SSHD);
+        command
+            .args(["-D", "-e", "-f"])
+            .arg(target.config_dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        let child = spawn_tied(command)?;
+        let pid = child.id();
+        *lock(&target.listener) = Some(child);
+        while !procs::listens_on(pid, target.listen) {
+            if let Some(status) = lock(&target.listener).as_mut().map(Child::try_wait) {
+                if let Some(status) = status? {
+                    return Err(io::Error::other(format!(
+                        "sshd for {} exited while restarting ({status})",
+                        target.name
+                    )));
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// The OpenSSH client command for `user` on host `host`, with the client key, known_hosts,
     /// strict host key checking and batch mode (and `-J` through the jump host for a
     /// jump-only host). Add the remote command and run it.

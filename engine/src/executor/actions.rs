@@ -265,6 +265,7 @@ impl Runner {
             "pause" => act_pause(&args),
             "group_by" => self.act_group_by(ctx, st, &args),
             "add_host" => self.act_add_host(ctx, st, args),
+            "wait_for_connection" => self.act_wait_for_connection(st, &args, scope),
             "include_vars" => self.act_include_vars(ctx, t, &args),
             "validate_argument_spec" => Ran::ok(crate::roles::argspec::validate(&args, |name| {
                 let v = scope.get(name)?;
@@ -1185,6 +1186,72 @@ impl Runner {
         r.insert("changed".into(), Value::Bool(changed));
         r.insert("add_host".into(), Value::Object(added));
         Ran::ok(r)
+    }
+
+    /// `wait_for_connection`: after `delay`, a new session and one command (`true`) every
+    /// `sleep` seconds until one works or `timeout` passes. The host's old session is
+    /// dropped first (the host may have rebooted under it); the new one serves later tasks.
+    fn act_wait_for_connection(
+        &self,
+        st: &mut HostRun,
+        args: &Map<String, Value>,
+        scope: &Scope,
+    ) -> Ran {
+        let seconds = |k: &str, default: f64| -> Result<f64, String> {
+            match args.get(k) {
+                None | Some(Value::Null) => Ok(default),
+                Some(v) => v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .filter(|n| *n >= 0.0)
+                    .ok_or_else(|| format!("argument '{k}' must be a number of seconds")),
+            }
+        };
+        let (connect_timeout, delay, sleep, timeout) = match (
+            seconds("connect_timeout", 5.0),
+            seconds("delay", 0.0),
+            seconds("sleep", 1.0),
+            seconds("timeout", 600.0),
+        ) {
+            (Ok(c), Ok(d), Ok(s), Ok(t)) => (c, d, s, t),
+            (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+                return Ran::failed(e)
+            }
+        };
+        let started = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_secs_f64(delay));
+        let mut timeout_var = Map::new();
+        timeout_var.insert(
+            "ansible_timeout".into(),
+            Value::from(connect_timeout.ceil().max(1.0) as u64),
+        );
+        let attempt_scope = scope.with_data(timeout_var);
+        loop {
+            st.conn = None;
+            let error = match self.connect(&st.name, &attempt_scope) {
+                Ok(mut conn) => match conn.exec(&modules::Cmd::argv(&["true"])) {
+                    Ok(out) if out.status == 0 => {
+                        st.conn = Some(conn);
+                        let mut r = Map::new();
+                        r.insert("changed".into(), Value::Bool(false));
+                        r.insert("elapsed".into(), Value::from(started.elapsed().as_secs()));
+                        return Ran::ok(r);
+                    }
+                    Ok(out) => format!("`true` exited with {}", out.status),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e,
+            };
+            // As Ansible: sleep after a failed attempt, then try again while time is left.
+            std::thread::sleep(std::time::Duration::from_secs_f64(sleep));
+            if started.elapsed().as_secs_f64() >= timeout {
+                let mut ran =
+                    Ran::failed(format!("timed out waiting for ping module test: {error}"));
+                ran.result
+                    .insert("elapsed".into(), Value::from(started.elapsed().as_secs()));
+                return ran;
+            }
+        }
     }
 
     /// After `group_by`/`add_host`: this host's `group_names` and the batch's `groups` are

@@ -135,6 +135,7 @@ pub const ENGINE_ACTIONS: &[&str] = &[
     "setup",
     "add_host",
     "group_by",
+    "wait_for_connection",
     "import_playbook",
 ];
 
