@@ -35,6 +35,15 @@ impl Workdir {
         path
     }
 
+    /// `command`, started with its output captured, for a test that acts while it runs.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("play starts")
+    }
+
     /// `play` with plain output, this home, no agent and no inherited Ansible settings.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_play"));
@@ -720,12 +729,7 @@ fn a_transfer_cut_off_midway_leaves_the_old_file_intact() {
             yaml_quoted(&dest.display().to_string())
         ),
     );
-    let child = work
-        .command(&["-i", &inv, "site.yml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("play starts");
+    let child = work.spawn(&["-i", &inv, "site.yml"]);
     // Wait for a temp file with data in it, then cut every connection to the host.
     let mut cut = false;
     for _ in 0..60_000 {
@@ -843,12 +847,7 @@ fn wait_for_connection_waits_for_a_host_to_come_back_and_gives_up_on_one_that_do
          \x20   - assert:\n        that: back.stdout == 'back'\n\
          \x20   - assert:\n        that: waited.elapsed >= 1\n      when: inventory_hostname == 'h2'\n",
     );
-    let child = work
-        .command(&["-i", &inv, "site.yml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("play starts");
+    let child = work.spawn(&["-i", &inv, "site.yml"]);
     // h1 answered the first attempt: the play is waiting on h2 (and h3).
     while accepted_logins(&hosts)[0] == 0 {
         std::thread::sleep(std::time::Duration::from_millis(50));
