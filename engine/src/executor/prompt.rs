@@ -48,6 +48,10 @@ impl Runner {
                         .at(play.span.clone())
                         .exit_code(exit::ERROR)
                 })?;
+                if ask.private {
+                    // Typed unseen, so never shown: masked in every output like a vault value.
+                    crate::vault::register_secret(&typed);
+                }
                 match (typed.is_empty(), &ask.default) {
                     (true, Some(d)) => (d.clone(), false),
                     _ => (Value::String(typed), true),
