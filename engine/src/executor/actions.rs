@@ -451,18 +451,13 @@ impl Runner {
     /// Open a connection to a host: `local` for localhost or when asked for, else SSH
     /// (`ssh`, and `smart`/`paramiko`, which mean ssh to play).
     pub(crate) fn connect(&self, host: &str, scope: &Scope) -> Result<Conn, String> {
-        let host_vars = match scope.hostvars.as_ref().and_then(|h| h.vars_of(host)) {
-            Some(v)
-                if host
-                    != scope
-                        .get("inventory_hostname")
-                        .and_then(Value::as_str)
-                        .unwrap_or("") =>
-            {
-                v
-            }
-            _ => scope.vars.clone(),
+        let current = scope.get("inventory_hostname").and_then(Value::as_str);
+        // Another host's variables when connecting to a delegate; `None`: the task's own host.
+        let delegate_vars = match scope.hostvars.as_ref().and_then(|h| h.vars_of(host)) {
+            Some(v) if Some(host) != current => Some(v),
+            _ => None,
         };
+        let host_vars = delegate_vars.as_ref().unwrap_or(&scope.vars);
         let conn_type = self
             .opts
             .connection
@@ -486,10 +481,9 @@ impl Runner {
                 // Connection variables may be templates ("{{ bastion_ip }}"); the host's own
                 // are read as templates read them (what the run made stays text), a
                 // delegate's are templated in the task's scope.
-                let own = host_vars.get("inventory_hostname") == scope.get("inventory_hostname");
-                let var = |name: &str| match own {
-                    true => self.var_str(name, scope),
-                    false => self.keyword_str(host_vars.get(name), scope),
+                let var = |name: &str| match &delegate_vars {
+                    None => self.var_str(name, scope),
+                    Some(vars) => self.keyword_str(vars.get(name), scope),
                 };
                 let settings = self.controller_settings();
                 let options = ConnectOptions::from_vars(host, &var, &settings)
@@ -1200,9 +1194,7 @@ impl Runner {
         let seconds = |k: &str, default: f64| -> Result<f64, String> {
             match args.get(k) {
                 None | Some(Value::Null) => Ok(default),
-                Some(v) => v
-                    .as_f64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                Some(v) => number(v)
                     .filter(|n| *n >= 0.0)
                     .ok_or_else(|| format!("argument '{k}' must be a number of seconds")),
             }
@@ -1275,13 +1267,14 @@ fn act_set_fact(mut args: Map<String, Value>) -> Ran {
     Ran::ok(r)
 }
 
+/// A number given as a number or as text (`"5"`, `" 1.5 "`).
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
 fn act_pause(args: &Map<String, Value>) -> Ran {
-    let num = |k: &str| {
-        args.get(k).and_then(|v| {
-            v.as_f64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        })
-    };
+    let num = |k: &str| args.get(k).and_then(number);
     let seconds = num("seconds")
         .or_else(|| num("minutes").map(|m| m * 60.0))
         .unwrap_or(0.0);

@@ -115,13 +115,8 @@ fn parse(spec: &Value) -> Result<Vec<Ask>, String> {
     };
     let flag = |m: &Map<String, Value>, k: &str, default: bool| match m.get(k) {
         None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-            "yes" | "true" | "y" | "on" | "1" => Ok(true),
-            "no" | "false" | "n" | "off" | "0" => Ok(false),
-            _ => Err(format!("vars_prompt: '{k}' must be a boolean, got {s:?}")),
-        },
-        Some(other) => Err(format!("vars_prompt: '{k}' must be a boolean, got {other}")),
+        Some(v) => modules::args::ansible_bool(v)
+            .ok_or_else(|| format!("vars_prompt: '{k}' must be a boolean, got {v}")),
     };
     let known = [
         "name",
